@@ -1,0 +1,13 @@
+"""Errors the kit raises for bad input: one line saying what is wrong and how to fix it."""
+
+
+class MinbertError(Exception):
+    """Base class: the CLI prints these as a one-line message instead of a traceback."""
+
+
+class WeightsError(MinbertError):
+    """Pretrained weights are missing, malformed, or do not fit the model."""
+
+
+class DownloadError(MinbertError):
+    """A download failed or a downloaded file does not match its checksum."""
