@@ -1,0 +1,125 @@
+"""`MultitaskBert`: one shared BERT encoder and a head per task.
+
+    sentiment (SST-5):   5 logits from one sentence embedding
+    paraphrase (Quora):  1 logit  (P(paraphrase) = sigmoid(logit))
+    similarity (STS-B):  1 value in [0, 5]
+
+Heads, chosen by `HeadConfig`:
+    linear  the report's baseline: dropout, then a linear layer on the concatenated
+            pair embeddings [u, v] (or on [u, v, |u - v|, u * v] with pair_features="rich")
+    cos     COS-S: similarity = 5 * relu(cos(u, v));  COS-P: the logit is cos(u, v),
+            so P(paraphrase) = sigmoid(cos(u, v)), which can only range over [0.27, 0.73]
+    cross   paraphrase as a cross-encoder: one sequence [CLS] a [SEP] b [SEP], linear on its embedding
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from minbert_lib.model import BertModel, mean_pool
+
+Encoding = dict[str, torch.Tensor]  # input_ids, attention_mask, token_type_ids: each (B, T)
+
+NUM_SENTIMENT_CLASSES = 5
+MAX_SIMILARITY = 5.0
+
+
+@dataclass
+class HeadConfig:
+    sentiment_head: str = "linear"   # linear
+    paraphrase_head: str = "linear"  # linear | cos (COS-P) | cross
+    similarity_head: str = "linear"  # linear | cos (COS-S)
+    pooling: str = "cls"             # cls (the pooler output, as in the report) | mean
+    pair_features: str = "concat"    # concat: [u, v] | rich: [u, v, |u - v|, u * v]
+    dropout: float = 0.3
+
+    def __post_init__(self):
+        allowed = {"sentiment_head": ("linear",), "paraphrase_head": ("linear", "cos", "cross"),
+                   "similarity_head": ("linear", "cos"), "pooling": ("cls", "mean"),
+                   "pair_features": ("concat", "rich")}
+        for field, choices in allowed.items():
+            if getattr(self, field) not in choices:
+                raise ValueError(f"{field}={getattr(self, field)!r}: choose one of {choices}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class MultitaskBert(nn.Module):
+    def __init__(self, encoder: BertModel, heads: HeadConfig | None = None):
+        super().__init__()
+        self.encoder = encoder
+        self.heads = heads or HeadConfig()
+        H = encoder.config.hidden_size
+        pair_width = {"concat": 2 * H, "rich": 4 * H}[self.heads.pair_features]
+        self.dropout = nn.Dropout(self.heads.dropout)
+        self.sentiment = nn.Linear(H, NUM_SENTIMENT_CLASSES)
+        if self.heads.paraphrase_head == "linear":
+            self.paraphrase = nn.Linear(pair_width, 1)
+        elif self.heads.paraphrase_head == "cross":
+            self.paraphrase = nn.Linear(H, 1)
+        if self.heads.similarity_head == "linear":
+            self.similarity = nn.Linear(pair_width, 1)
+
+    def embed(self, encoding: Encoding) -> torch.Tensor:
+        """One embedding per sequence: (B, T) ids -> (B, H)."""
+        out = self.encoder(encoding["input_ids"], encoding["attention_mask"], encoding.get("token_type_ids"))
+        if self.heads.pooling == "mean":
+            return mean_pool(out.last_hidden_state, encoding["attention_mask"])
+        return out.pooler_output
+
+    def pair_features(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """(B, H), (B, H) -> (B, 2H) or (B, 4H)."""
+        if self.heads.pair_features == "rich":
+            return torch.cat([u, v, (u - v).abs(), u * v], dim=-1)
+        return torch.cat([u, v], dim=-1)
+
+    def embed_pair(self, first: Encoding, second: Encoding) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embed both sides of a batch of pairs in one encoder call: -> (B, H), (B, H)."""
+        B = first["input_ids"].size(0)
+        both = {key: _stack_padded(first[key], second[key]) for key in ("input_ids", "attention_mask")}
+        both["token_type_ids"] = torch.zeros_like(both["input_ids"])
+        embeddings = self.embed(both)  # (2B, H)
+        return embeddings[:B], embeddings[B:]
+
+    def sentiment_logits(self, sentence: Encoding) -> torch.Tensor:
+        return self.sentiment(self.dropout(self.embed(sentence)))  # (B, 5)
+
+    def paraphrase_logits(self, first: Encoding | None = None, second: Encoding | None = None,
+                          pair: Encoding | None = None) -> torch.Tensor:
+        """(B,) logits. Bi-encoder heads take `first` and `second`; the cross head takes `pair`."""
+        if self.heads.paraphrase_head == "cross":
+            return self.paraphrase(self.dropout(self.embed(pair))).squeeze(-1)
+        u, v = self.embed_pair(first, second)
+        if self.heads.paraphrase_head == "cos":
+            return F.cosine_similarity(u, v, dim=-1)  # COS-P: P = sigmoid(cos)
+        return self.paraphrase(self.dropout(self.pair_features(u, v))).squeeze(-1)
+
+    def similarity_scores(self, first: Encoding, second: Encoding) -> torch.Tensor:
+        """(B,) predicted similarity on the 0..5 scale."""
+        u, v = self.embed_pair(first, second)
+        if self.heads.similarity_head == "cos":
+            return MAX_SIMILARITY * F.relu(F.cosine_similarity(u, v, dim=-1))  # COS-S
+        return self.similarity(self.dropout(self.pair_features(u, v))).squeeze(-1)
+
+
+def _stack_padded(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Stack (B, Ta) and (B, Tb) into (2B, max(Ta, Tb)), padding the shorter with zeros."""
+    T = max(a.size(1), b.size(1))
+    return torch.cat([F.pad(a, (0, T - a.size(1))), F.pad(b, (0, T - b.size(1)))], dim=0)
+
+
+def freeze_all_but_last(model: MultitaskBert, k: int) -> None:
+    """FLk: freeze the embeddings and every encoder layer except the last k; heads and pooler train."""
+    encoder = model.encoder
+    for p in encoder.embeddings.parameters():
+        p.requires_grad = False
+    num_layers = len(encoder.layers)
+    if not 0 <= k <= num_layers:
+        raise ValueError(f"cannot keep the last {k} of {num_layers} layers trainable")
+    for index, layer in enumerate(encoder.layers):
+        for p in layer.parameters():
+            p.requires_grad = index >= num_layers - k
