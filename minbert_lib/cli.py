@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from minbert_lib.errors import MinbertError
+from minbert_lib.errors import DataError, MinbertError
 
 DEMO_SENTENCES = [
     "A man is playing a guitar.",
@@ -49,6 +49,36 @@ def cmd_demo(args: argparse.Namespace) -> None:
               f"{report['hidden_max_abs_diff']:.2e}, pooler {report['pooler_max_abs_diff']:.2e} -> {verdict}")
 
 
+def cmd_data_fetch(args: argparse.Namespace) -> None:
+    """Download (or copy from a mirror) every course data file, verified; report each one."""
+    from minbert_lib.data import resolve_data_dir
+    from minbert_lib.fetch import fetch_data
+
+    folder = resolve_data_dir(args.data_dir)
+    results = fetch_data(folder, mirror=args.mirror, progress=not args.quiet)
+    for result in results:
+        print(result)
+    failed = [r.name for r in results if r.status == "failed"]
+    if failed:
+        raise DataError(f"{len(failed)} file(s) failed verification ({', '.join(failed)}); "
+                        f"the messages above say why, then run `minbert data fetch` again")
+    print(f"data folder: {folder}")
+
+
+def cmd_data_check(args: argparse.Namespace) -> None:
+    """Read every data file: rows, label distribution, malformed rows, partial files, checksums."""
+    from minbert_lib.data import check_data, resolve_data_dir
+
+    folder = resolve_data_dir(args.data_dir)
+    print(f"data folder: {folder}")
+    checks = check_data(folder)
+    for check in checks:
+        print("\n".join(check.report()))
+    missing = [c.entry.name for c in checks if c.split_file is None and c.entry.required]
+    if missing:
+        raise DataError(f"{folder} lacks {', '.join(missing)}: run `minbert data fetch --data-dir {folder}`")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minbert", description="The minBERT course kit.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -57,6 +87,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--model", default="minilm-l6", help="preset or model folder (default: minilm-l6)")
     demo.add_argument("sentences", nargs="*", default=DEMO_SENTENCES, help="sentences to compare")
     demo.set_defaults(func=cmd_demo)
+
+    data = sub.add_parser("data", help="fetch and check the course data (SST, Quora, STS, CFIMDB)")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    data_dir_help = "the data folder (default: $MINBERT_DATA_DIR, else the kit's data/ folder)"
+    fetch = data_sub.add_parser("fetch", help="download the data files, verifying sizes and checksums")
+    fetch.add_argument("--data-dir", help=data_dir_help)
+    fetch.add_argument("--mirror", help="copy from this local folder instead of downloading "
+                                        "(default: $MINBERT_DATA_MIRROR when set)")
+    fetch.add_argument("--quiet", action="store_true", help="no progress bars")
+    fetch.set_defaults(func=cmd_data_fetch)
+    check = data_sub.add_parser("check", help="rows, labels, malformed rows and partial files of each data file")
+    check.add_argument("--data-dir", help=data_dir_help)
+    check.set_defaults(func=cmd_data_check)
     return parser
 
 

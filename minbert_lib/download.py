@@ -29,14 +29,14 @@ def sha256_of(path: str | Path) -> str:
 
 
 def fetch_file(url: str, dest: str | Path, sha256: str | None = None, timeout: float = 60.0,
-               progress: bool = True) -> Path:
+               progress: bool = True, size: int | None = None) -> Path:
     """Download `url` to `dest` and return `dest`.
 
     The bytes go to `dest + ".part"` first; an interrupted download resumes
     from there (HTTP Range) on the next call. The file is renamed into place
-    only once it is complete and, when `sha256` is given, its checksum matches
-    (a prefix of the hex digest is enough). A mismatch deletes the partial
-    file and raises `DownloadError`, so a retry starts clean.
+    only once it is complete and, when `size` (bytes) and `sha256` are given,
+    they match (a prefix of the hex digest is enough). A mismatch deletes the
+    partial file and raises `DownloadError`, so a retry starts clean.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -66,6 +66,11 @@ def fetch_file(url: str, dest: str | Path, sha256: str | None = None, timeout: f
                 out.write(chunk)
                 bar.update(len(chunk))
 
+    if size is not None and part.stat().st_size != size:
+        actual_size = part.stat().st_size
+        part.unlink()
+        raise DownloadError(f"{url}: expected {size:,} bytes, got {actual_size:,} (a truncated or different file); "
+                            "the partial file was deleted, run the command again")
     if sha256 is not None:
         actual = sha256_of(part)
         if not actual.startswith(sha256.lower()):

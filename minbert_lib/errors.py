@@ -11,3 +11,7 @@ class WeightsError(MinbertError):
 
 class DownloadError(MinbertError):
     """A download failed or a downloaded file does not match its checksum."""
+
+
+class DataError(MinbertError):
+    """A data file is missing, is not in the expected format, or cannot be read."""

@@ -1,5 +1,8 @@
-"""Shared fixtures: the pretrained MiniLM folder, a tiny random model, real sentences."""
+"""Shared fixtures: the pretrained MiniLM folder, a tiny random model, real sentences, the data mirror."""
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -47,3 +50,13 @@ def tiny_batch(tiny_config):
     token_type_ids = torch.zeros_like(input_ids)
     token_type_ids[0, 4:] = 1
     return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+
+
+@pytest.fixture(scope="session")
+def mirror():
+    """The folder of CS224N data files the data tests read: $MINBERT_DATA_MIRROR when set,
+    else `../shared/data` beside the repository (as on CI). Skips the test when there is none."""
+    folder = Path(os.environ.get("MINBERT_DATA_MIRROR") or Path(__file__).resolve().parents[2] / "shared" / "data")
+    if not (folder / "ids-sst-dev.csv").is_file():
+        pytest.skip(f"no course data mirror at {folder}: set MINBERT_DATA_MIRROR to a folder of the CS224N files")
+    return folder

@@ -1,0 +1,140 @@
+"""`minbert data fetch` against local folders: a mirror, and a loopback HTTP server laid out like upstream."""
+import functools
+import http.server
+import shutil
+import threading
+
+import pytest
+
+from minbert_lib.cli import main
+from minbert_lib.fetch import MIRROR_ENV, fetch_data
+from minbert_lib.registry import BASE_URL_ENV, DEFAULT_BASE_URL, FILES, UPSTREAM_COMMIT, data_file
+
+SMALL = ("ids-sst-dev.csv", "sts-dev.csv", "ids-cfimdb-dev.csv")
+
+
+def statuses(results) -> dict[str, str]:
+    return {r.name: r.status for r in results}
+
+
+@pytest.fixture
+def small_mirror(mirror, tmp_path):
+    """A writable mirror holding copies of three small files (the others are missing)."""
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+    for name in SMALL:
+        shutil.copy(mirror / name, folder / name)
+    return folder
+
+
+@pytest.fixture
+def http_mirror(small_mirror):
+    """The small mirror served over HTTP on the loopback interface, as the upstream server would."""
+    handler = functools.partial(QuietHandler, directory=str(small_mirror))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def test_registry_lists_the_twelve_upstream_files():
+    assert len({f.name for f in FILES}) == 12
+    assert all((f.size is None) == (f.sha256 is None) for f in FILES)
+    assert [f.name for f in FILES if f.sha256 is None] == ["quora-train.csv", "quora-test-student.csv"]
+    assert all(len(f.sha256) == 64 for f in FILES if f.sha256)
+    assert data_file("sts", "dev").url() == f"{DEFAULT_BASE_URL}/sts-dev.csv"
+    assert UPSTREAM_COMMIT in DEFAULT_BASE_URL
+
+
+def test_fetch_from_the_mirror_reports_partial_and_missing_files(mirror, tmp_path):
+    data = tmp_path / "data"
+    first = statuses(fetch_data(data, mirror=mirror, progress=False))
+    assert first["quora-train.csv"] == "partial"
+    assert first["quora-test-student.csv"] == "missing"
+    assert {s for name, s in first.items() if not name.startswith("quora-t")} == {"fetched"}
+    assert (data / "quora-dev.csv").read_bytes() == (mirror / "quora-dev.csv").read_bytes()
+    assert not list(data.glob("*.part"))
+
+    second = statuses(fetch_data(data, mirror=mirror, progress=False))
+    assert second["ids-sst-train.csv"] == "present" and second["quora-train.csv"] == "partial"
+
+
+def test_corrupted_and_truncated_mirror_files_are_caught(small_mirror, tmp_path):
+    corrupted = bytearray((small_mirror / "sts-dev.csv").read_bytes())
+    corrupted[5000] ^= 1  # one bit: same size, other checksum
+    (small_mirror / "sts-dev.csv").write_bytes(bytes(corrupted))
+    truncated = small_mirror / "ids-cfimdb-dev.csv"
+    truncated.write_bytes(truncated.read_bytes()[:100_000])
+
+    results = {r.name: r for r in fetch_data(tmp_path / "data", mirror=small_mirror, progress=False)}
+    assert results["ids-sst-dev.csv"].status == "fetched"
+    assert results["sts-dev.csv"].status == "failed" and "checksum mismatch" in results["sts-dev.csv"].detail
+    assert results["ids-cfimdb-dev.csv"].status == "failed"
+    assert "expected 249,095 bytes, got 100,000" in results["ids-cfimdb-dev.csv"].detail
+    assert not (tmp_path / "data" / "sts-dev.csv").exists()  # nothing bad is left in place
+    assert not list((tmp_path / "data").glob("*.part"))
+
+
+def test_a_bad_file_in_the_data_folder_is_fetched_again(small_mirror, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "ids-sst-dev.csv").write_text("not the data\n")
+    results = statuses(fetch_data(data, mirror=small_mirror, progress=False))
+    assert results["ids-sst-dev.csv"] == "fetched"
+    assert (data / "ids-sst-dev.csv").read_bytes() == (small_mirror / "ids-sst-dev.csv").read_bytes()
+
+
+def test_download_over_http_verifies_like_the_mirror(http_mirror, small_mirror, tmp_path):
+    (small_mirror / "sts-dev.csv").write_bytes((small_mirror / "sts-dev.csv").read_bytes().replace(b"dogs", b"cats"))
+    results = {r.name: r for r in fetch_data(tmp_path / "data", base_url=http_mirror, progress=False)}
+    assert results["ids-sst-dev.csv"].status == "fetched"
+    assert results["ids-sst-dev.csv"].detail.startswith(f"from {http_mirror}/ids-sst-dev.csv")
+    assert results["sts-dev.csv"].status == "failed"
+    # upstream is expected to have every file: one it lacks is a failed download, not a mirror gap
+    assert results["sts-train.csv"].status == "failed" and "404" in results["sts-train.csv"].detail
+
+
+def test_download_address_follows_the_environment(http_mirror, tmp_path, monkeypatch):
+    monkeypatch.setenv(BASE_URL_ENV, http_mirror)
+    assert data_file("sst", "dev").url() == f"{http_mirror}/ids-sst-dev.csv"
+    assert statuses(fetch_data(tmp_path / "data", progress=False))["ids-sst-dev.csv"] == "fetched"
+
+
+def test_cli_fetch_then_check(mirror, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv(MIRROR_ENV, str(mirror))  # the mirror given by the environment, not --mirror
+    data = tmp_path / "data"
+    assert main(["data", "fetch", "--data-dir", str(data), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "quora-train.csv: partial: only 13,507 of the official 141,506 rows" in out
+    assert "quora-test-student.csv: missing: not in the mirror" in out
+
+    assert main(["data", "check", "--data-dir", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "quora-dev.csv: 20,214 rows, 20,212 usable; sha256 matches upstream" in out
+    assert "malformed row left out, line 14222: empty sentence2" in out
+
+
+def test_cli_fails_in_one_line_on_a_damaged_mirror(small_mirror, tmp_path, capsys):
+    (small_mirror / "ids-sst-dev.csv").write_bytes(b"\tid\tsentence\tsentiment\n")
+    assert main(["data", "fetch", "--data-dir", str(tmp_path / "data"), "--mirror", str(small_mirror)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("minbert: error: 1 file(s) failed verification (ids-sst-dev.csv)")
+
+
+def test_cli_check_names_the_missing_required_files(tmp_path, capsys):
+    assert main(["data", "check", "--data-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{tmp_path} lacks ids-sst-train.csv" in err and "run `minbert data fetch --data-dir" in err
+
+
+def test_a_mirror_that_is_not_a_folder_is_an_error(tmp_path, capsys):
+    assert main(["data", "fetch", "--data-dir", str(tmp_path), "--mirror", str(tmp_path / "nowhere")]) == 1
+    assert "is not a folder: give --mirror" in capsys.readouterr().err
