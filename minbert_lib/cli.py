@@ -74,9 +74,10 @@ def cmd_data_check(args: argparse.Namespace) -> None:
     checks = check_data(folder)
     for check in checks:
         print("\n".join(check.report()))
-    missing = [c.entry.name for c in checks if c.split_file is None and c.entry.required]
-    if missing:
-        raise DataError(f"{folder} lacks {', '.join(missing)}: run `minbert data fetch --data-dir {folder}`")
+    unusable = [c.entry.name for c in checks if not c.usable and (c.entry.required or c.error)]
+    if unusable:
+        raise DataError(f"{folder}: {', '.join(unusable)} missing or unreadable; "
+                        f"run `minbert data fetch --data-dir {folder}`")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -187,11 +187,19 @@ class FileCheck:
 
     entry: DataFile
     path: Path
-    split_file: SplitFile | None = None   # None when the file is missing
-    checksum: str = ""                     # "matches upstream", "differs from upstream", "no upstream checksum"
+    split_file: SplitFile | None = None  # None when the file is missing or unreadable
+    checksum: str = ""                    # how the file compares with the upstream release
+    error: str | None = None              # why an existing file cannot be read
+
+    @property
+    def usable(self) -> bool:
+        """The file is there and can be read (it may still have malformed rows or be partial)."""
+        return self.split_file is not None
 
     def report(self) -> list[str]:
         """The lines `minbert data check` prints for this file."""
+        if self.error is not None:
+            return [f"{self.entry.name}: UNREADABLE: {self.error}"]
         if self.split_file is None:
             need = "needed for training and evaluation" if self.entry.required else "needed only for test predictions"
             return [f"{self.entry.name}: MISSING ({need})"]
@@ -225,5 +233,8 @@ def check_data(data_dir: str | Path | None = None) -> list[FileCheck]:
             checksum = "matches upstream"
         else:
             checksum = "DIFFERS from upstream"
-        checks.append(FileCheck(entry, path, read_split(entry.task, entry.split, folder), checksum))
+        try:
+            checks.append(FileCheck(entry, path, read_split(entry.task, entry.split, folder), checksum))
+        except DataError as err:
+            checks.append(FileCheck(entry, path, checksum=checksum, error=str(err)))
     return checks

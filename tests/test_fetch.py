@@ -3,6 +3,7 @@ import functools
 import http.server
 import shutil
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -30,7 +31,7 @@ def small_mirror(mirror, tmp_path):
 @pytest.fixture
 def http_mirror(small_mirror):
     """The small mirror served over HTTP on the loopback interface, as the upstream server would."""
-    handler = functools.partial(QuietHandler, directory=str(small_mirror))
+    handler = functools.partial(RangeHandler, directory=str(small_mirror))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -40,9 +41,26 @@ def http_mirror(small_mirror):
     thread.join()
 
 
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
+class RangeHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves files like a download server: quietly, and from a byte offset when asked (`Range`)."""
+
+    ranges_asked: list[str] = []
+
     def log_message(self, *args):
         pass
+
+    def do_GET(self):
+        asked = self.headers.get("Range")
+        path = Path(self.translate_path(self.path))
+        if asked is None or not path.is_file():
+            return super().do_GET()
+        RangeHandler.ranges_asked.append(asked)
+        start = int(asked.removeprefix("bytes=").rstrip("-"))
+        body = path.read_bytes()[start:]
+        self.send_response(206)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
 
 def test_registry_lists_the_twelve_upstream_files():
@@ -102,6 +120,26 @@ def test_download_over_http_verifies_like_the_mirror(http_mirror, small_mirror, 
     assert results["sts-train.csv"].status == "failed" and "404" in results["sts-train.csv"].detail
 
 
+def test_an_interrupted_download_resumes(http_mirror, small_mirror, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    whole = (small_mirror / "ids-sst-dev.csv").read_bytes()
+    (data / "ids-sst-dev.csv.part").write_bytes(whole[:60_000])  # what an interrupted download leaves
+    RangeHandler.ranges_asked.clear()
+    assert statuses(fetch_data(data, base_url=http_mirror, progress=False))["ids-sst-dev.csv"] == "fetched"
+    assert RangeHandler.ranges_asked == ["bytes=60000-"]
+    assert (data / "ids-sst-dev.csv").read_bytes() == whole
+
+
+def test_a_damaged_partial_download_is_discarded_and_fetched_again(http_mirror, small_mirror, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "sts-dev.csv.part").write_bytes(b"x" * 1000)  # resumes onto garbage: the checksum catches it
+    assert statuses(fetch_data(data, base_url=http_mirror, progress=False))["sts-dev.csv"] == "failed"
+    assert not (data / "sts-dev.csv.part").exists()
+    assert statuses(fetch_data(data, base_url=http_mirror, progress=False))["sts-dev.csv"] == "fetched"
+
+
 def test_download_address_follows_the_environment(http_mirror, tmp_path, monkeypatch):
     monkeypatch.setenv(BASE_URL_ENV, http_mirror)
     assert data_file("sst", "dev").url() == f"{http_mirror}/ids-sst-dev.csv"
@@ -132,7 +170,21 @@ def test_cli_fails_in_one_line_on_a_damaged_mirror(small_mirror, tmp_path, capsy
 def test_cli_check_names_the_missing_required_files(tmp_path, capsys):
     assert main(["data", "check", "--data-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
-    assert f"{tmp_path} lacks ids-sst-train.csv" in err and "run `minbert data fetch --data-dir" in err
+    assert f"{tmp_path}: ids-sst-train.csv, ids-sst-dev.csv, quora-train.csv" in err
+    assert "missing or unreadable; run `minbert data fetch --data-dir" in err
+    assert "test-student" not in err  # test files are optional
+
+
+def test_cli_check_reports_an_unreadable_file_and_goes_on(mirror, tmp_path, capsys):
+    data = tmp_path / "data"
+    fetch_data(data, mirror=mirror, progress=False)
+    (data / "sts-test-student.csv").write_text("<html>Not Found</html>\n")
+    assert main(["data", "check", "--data-dir", str(data)]) == 1
+    out = capsys.readouterr()
+    assert "sts-test-student.csv: UNREADABLE: " in out.out and "line 1 lacks the column(s) id" in out.out
+    assert "ids-cfimdb-test-student.csv: 488 rows" in out.out  # the files after it are still checked
+    assert out.err.strip() == (f"minbert: error: {data}: sts-test-student.csv missing or unreadable; "
+                               f"run `minbert data fetch --data-dir {data}`")
 
 
 def test_a_mirror_that_is_not_a_folder_is_an_error(tmp_path, capsys):
