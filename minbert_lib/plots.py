@@ -1,0 +1,71 @@
+"""Figures of a run: learning curves (train vs dev per task) and dev confusion matrices.
+
+    plot_run("runs/M7-cpu-seed0")   # writes learning_curves.png and confusion_matrices.png there
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; notebooks show the returned figures themselves
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from minbert_lib.errors import MinbertError  # noqa: E402
+
+CURVES = [("sst_accuracy", "SST accuracy"), ("quora_accuracy", "Quora accuracy"), ("sts_pearson", "STS Pearson")]
+SST_LABELS = ["0 very neg.", "1 neg.", "2 neutral", "3 pos.", "4 very pos."]
+
+
+def read_run_file(run_dir: Path, name: str):
+    path = Path(run_dir) / name
+    if not path.exists():
+        raise MinbertError(f"{path} does not exist: is {run_dir} a finished run folder (minbert train ...)?")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def learning_curves_figure(history: list[dict]) -> plt.Figure:
+    """Train (on a fixed sample) and dev score per epoch for each task, and the training losses."""
+    epochs = [record["epoch"] for record in history]
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    for ax, (key, title) in zip(axes, CURVES):
+        ax.plot(epochs, [r["train"][key] for r in history], "o-", label="train (sample)")
+        ax.plot(epochs, [r["dev"][key] for r in history], "s-", label="dev")
+        ax.set(title=title, xlabel="epoch")
+        ax.legend()
+    for task in history[0]["train_loss"]:
+        axes[3].plot(epochs, [r["train_loss"][task] for r in history], "o-", label=task)
+    axes[3].set(title="training loss", xlabel="epoch")
+    axes[3].legend()
+    for ax in axes:
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    fig.tight_layout()
+    return fig
+
+
+def confusion_figure(confusion: dict[str, list[list[int]]]) -> plt.Figure:
+    """SST 5x5 and Quora 2x2 confusion matrices, rows = gold, columns = predicted, normalised per row."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), gridspec_kw={"width_ratios": [1.4, 1]})
+    for ax, task, labels in ((axes[0], "sst", SST_LABELS), (axes[1], "quora", ["not dup.", "duplicate"])):
+        counts = np.array(confusion[task])
+        shares = counts / counts.sum(axis=1, keepdims=True).clip(min=1)
+        sns.heatmap(shares, annot=counts, fmt="d", cmap="Blues", vmin=0, vmax=1, ax=ax,
+                    xticklabels=labels, yticklabels=labels, cbar=task == "quora")
+        ax.set(title=f"{task.upper()} dev (colour: share of the gold row)", xlabel="predicted", ylabel="gold")
+    fig.tight_layout()
+    return fig
+
+
+def plot_run(run_dir: str | Path) -> list[Path]:
+    """Write the run's learning_curves.png and confusion_matrices.png; return their paths."""
+    run_dir = Path(run_dir)
+    written = []
+    for name, figure in (("learning_curves.png", learning_curves_figure(read_run_file(run_dir, "history.json"))),
+                         ("confusion_matrices.png", confusion_figure(read_run_file(run_dir, "confusion.json")))):
+        figure.savefig(run_dir / name, dpi=110)
+        plt.close(figure)
+        written.append(run_dir / name)
+    return written

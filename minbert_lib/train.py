@@ -1,0 +1,421 @@
+"""The multitask training loop: data, optimizer, epochs, evaluation, checkpoints, resume, history.
+
+    run_dir = train(TrainSettings(experiment="M7", preset="cpu"))
+
+A run folder holds:
+    settings.json            what was trained (experiment, preset, seed, model)
+    history.json             per epoch: train losses, train-sample and dev metrics (rewritten every epoch)
+    last.pt                  everything needed to resume exactly (model, optimizer, data positions, RNG)
+    best.pt, best-config.json  the encoder + heads with the best overall dev score, as a state_dict + JSON
+    <task>-<split>-predictions.csv  dev and test predictions of the best model
+    confusion.json           dev confusion matrices of the best model (SST 5x5, Quora 2x2)
+    learning_curves.png, confusion_matrices.png
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from minbert_lib.batching import BucketBatchSampler, TaskDataset, batch_to
+from minbert_lib.config import preset as config_preset
+from minbert_lib.data import Example, load_split, split_path
+from minbert_lib.errors import MinbertError
+from minbert_lib.evaluate import (MultitaskScores, confusion_matrix, prediction_filename, task_metrics,
+                                  write_predictions)
+from minbert_lib.experiments import Experiment, Preset, get_experiment, get_preset
+from minbert_lib.losses import (TASK_LOSSES, cosent_loss, dataset_share_weights,
+                                multiple_negatives_ranking_loss)
+from minbert_lib.model import BertModel
+from minbert_lib.multitask import MultitaskBert, freeze_all_but_last
+from minbert_lib.optim import AdamW
+from minbert_lib.schedules import SCHEDULES, TaskStream, schedule_tasks, steps_per_epoch
+from minbert_lib.tokenizer import Tokenizer
+
+MNR_MIN_STS_SIMILARITY = 4.0  # STS pairs at least this similar count as positives for MNR
+GRAD_CLIP_NORM = 1.0
+EVAL_TASKS = ("sst", "quora", "sts")
+
+
+@dataclass
+class TrainSettings:
+    experiment: str = "best"
+    preset: str = "cpu"
+    seed: int = 0
+    model: str = "minilm-l6"          # a weights preset or folder; "tiny" = a random tiny encoder (tests)
+    run_dir: str | None = None        # default: runs/<experiment>-<preset>-seed<seed>
+    data_dir: str | None = None
+    device: str | None = None         # default: cuda, then mps, then cpu
+    bf16: bool | None = None          # None: the preset's choice, where the hardware supports it
+    epochs: int | None = None         # override the preset's epochs
+    stop_after_epochs: int | None = None  # stop early (to test resuming); the run can be resumed
+    progress: bool = True
+
+
+# --- hardware -----------------------------------------------------------------
+
+def pick_device(requested: str | None = None) -> torch.device:
+    if requested:
+        return torch.device(requested)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """bf16 autocast pays off on GPUs that support it and on CPUs with AMX or AVX-512 BF16."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            flags = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+        return "amx_bf16" in flags or "avx512_bf16" in flags
+    return False
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# --- data -------------------------------------------------------------------
+
+def pair_encoding_for(task: str, experiment: Experiment) -> str:
+    """Quora goes in one sequence for the cross-encoder head; every other pair head is a bi-encoder."""
+    return "cross" if task == "quora" and experiment.heads.paraphrase_head == "cross" else "bi"
+
+
+def limited(examples: list[Example], limit: int | None, seed: int) -> list[Example]:
+    """A seeded random subset of at most `limit` examples (all of them without a limit)."""
+    if limit is None or limit >= len(examples):
+        return examples
+    order = np.random.default_rng(seed).permutation(len(examples))[:limit]
+    return [examples[i] for i in sorted(order)]
+
+
+def load_examples(data_dir, preset: Preset, seed: int) -> dict[str, dict[str, list[Example] | None]]:
+    """{task: {"train": [...], "dev": [...], "test": [...] or None}}, cut to the preset's limits."""
+    examples = {}
+    for task in EVAL_TASKS:
+        splits = {}
+        for split, limit in (("train", preset.train_limit), ("dev", preset.dev_limit), ("test", preset.dev_limit)):
+            path = split_path(task, split, data_dir)
+            if split == "test" and not path.exists():
+                print(f"note: {path.name} is missing: no {task} test predictions")
+                splits[split] = None
+                continue
+            splits[split] = limited(load_split(task, split, data_dir), limit, seed)
+        examples[task] = splits
+    return examples
+
+
+def build_datasets(examples: dict, experiment: Experiment, preset: Preset, tokenizer: Tokenizer) -> dict:
+    """The same layout as `examples`, each split tokenized once into a TaskDataset."""
+    return {task: {split: None if rows is None else
+                   TaskDataset(rows, tokenizer, pair_encoding_for(task, experiment), preset.max_length)
+                   for split, rows in splits.items()}
+            for task, splits in examples.items()}
+
+
+def mnr_positive_pairs(examples: dict) -> list[Example]:
+    """Positive pairs for MNR: STS train pairs with similarity >= 4 and Quora train duplicates."""
+    sts = [e for e in examples["sts"]["train"] if e.label >= MNR_MIN_STS_SIMILARITY]
+    quora = [e for e in examples["quora"]["train"] if e.label == 1]
+    return sts + quora
+
+
+def mnr_batches(examples: list[Example], batch_size: int, seed: int) -> list[list[int]]:
+    """Shuffled batches in which no sentence occurs twice (a repeat would be a false negative)."""
+    order = np.random.default_rng(seed).permutation(len(examples)).tolist()
+    batches, pending = [], order
+    while pending:
+        batch, seen, deferred = [], set(), []
+        for index in pending:
+            texts = {examples[index].text.lower().strip(), examples[index].text_b.lower().strip()}
+            if len(batch) < batch_size and not texts & seen:
+                batch.append(index)
+                seen |= texts
+            else:
+                deferred.append(index)
+        batches.append(batch)
+        pending = deferred
+    return [b for b in batches if len(b) > 1]  # one pair alone has no in-batch negative
+
+
+# --- model and optimizer --------------------------------------------------------
+
+def build_model(settings: TrainSettings, experiment: Experiment, preset: Preset, tokenizer: Tokenizer) -> MultitaskBert:
+    overrides = {}
+    if preset.dropout is not None:
+        overrides["hidden_dropout"] = preset.dropout
+    if settings.model == "tiny":
+        # 6 layers like MiniLM, so that FL2 and FL4 mean the same; hidden 32 keeps it fast
+        encoder = BertModel(config_preset("tiny", vocab_size=tokenizer.vocab_size, num_layers=6,
+                                          max_position_embeddings=512, **overrides))
+    else:
+        encoder = BertModel.from_pretrained(settings.model, **overrides)
+    heads = experiment.heads
+    if preset.dropout is not None:
+        heads = dataclasses.replace(heads, dropout=preset.dropout)
+    return MultitaskBert(encoder, heads)
+
+
+def make_optimizer(model: MultitaskBert, lr: float, layerwise_decay: float = 1.0) -> AdamW:
+    """AdamW; with layerwise_decay < 1, layer i of L gets lr * decay^(L - i), the embeddings lr * decay^(L+1)."""
+    num_layers = len(model.encoder.layers)
+    groups: dict[float, list] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        if name.startswith("encoder.embeddings."):
+            depth = num_layers + 1
+        elif name.startswith("encoder.layers."):
+            depth = num_layers - int(name.split(".")[2])
+        else:
+            depth = 0  # pooler and heads
+        groups.setdefault(lr * layerwise_decay ** depth, []).append(param)
+    return AdamW([{"params": params, "lr": group_lr} for group_lr, params in groups.items()], lr=lr)
+
+
+# --- one step, and evaluation ---------------------------------------------------
+
+def task_loss(model: MultitaskBert, task: str, batch: dict, experiment: Experiment) -> torch.Tensor:
+    """The loss of one task on one batch (heads return logits or raw scores; see losses.py)."""
+    labels = batch["labels"]
+    if task == "sst":
+        return TASK_LOSSES["sst"](model.sentiment_logits(batch), labels)
+    if task == "quora":
+        if "a" in batch:
+            return TASK_LOSSES["quora"](model.paraphrase_logits(batch["a"], batch["b"]), labels)
+        return TASK_LOSSES["quora"](model.paraphrase_logits(pair=batch), labels)
+    scores = model.similarity_scores(batch["a"], batch["b"])
+    if experiment.similarity_loss == "cosent":
+        return cosent_loss(scores, labels)
+    return TASK_LOSSES["sts"](scores, labels)
+
+
+def predict_batch(model: MultitaskBert, task: str, batch: dict) -> torch.Tensor:
+    """Predictions as the data's label type: SST class, Quora 0/1, STS score in [0, 5]."""
+    if task == "sst":
+        return model.sentiment_logits(batch).argmax(-1)
+    if task == "quora":
+        logits = model.paraphrase_logits(batch["a"], batch["b"]) if "a" in batch else model.paraphrase_logits(pair=batch)
+        return (logits > 0).long()  # sigmoid(logit) > 0.5
+    return model.similarity_scores(batch["a"], batch["b"]).float().clamp(0.0, 5.0)
+
+
+@torch.no_grad()
+def predict(model: MultitaskBert, task: str, dataset: TaskDataset, batch_size: int, device, use_bf16: bool,
+            indices: list[int] | None = None) -> tuple[list[str], list]:
+    """(ids, predictions) for the dataset (or the given indices), in length-sorted batches."""
+    model.eval()
+    indices = list(range(len(dataset))) if indices is None else indices
+    indices = sorted(indices, key=lambda i: dataset.lengths[i])  # little padding
+    ids, predictions = [], []
+    for start in range(0, len(indices), batch_size * 2):
+        batch = dataset.collate([dataset[i] for i in indices[start:start + batch_size * 2]])
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            predictions += predict_batch(model, task, batch_to(batch, device)).cpu().tolist()
+        ids += batch["ids"]
+    return ids, predictions
+
+
+def evaluate(model, datasets: dict, split: str, batch_size: int, device, use_bf16: bool,
+             sample: dict[str, list[int]] | None = None) -> dict:
+    """Metrics of every task on a split (or on fixed samples of it), plus the overall scores."""
+    metrics, confusions = {}, {}
+    for task in EVAL_TASKS:
+        dataset = datasets[task][split]
+        indices = sample[task] if sample else None
+        ids, predicted = predict(model, task, dataset, batch_size, device, use_bf16, indices)
+        gold_by_id = dict(zip(dataset.ids, dataset.labels))
+        gold = [gold_by_id[i] for i in ids]
+        metrics[task] = task_metrics(task, gold, predicted)
+        if task != "sts":
+            confusions[task] = confusion_matrix(gold, predicted, 5 if task == "sst" else 2).tolist()
+    scores = MultitaskScores(metrics["sst"]["accuracy"], metrics["sst"]["macro_f1"],
+                             metrics["quora"]["accuracy"], metrics["sts"]["pearson"])
+    return {"scores": scores.as_dict(), "confusion": confusions}
+
+
+# --- the run folder ---------------------------------------------------------------
+
+def write_json(path: Path, value) -> None:
+    """Write JSON atomically: a killed run never leaves half a file."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save(state, temporary)
+    os.replace(temporary, path)
+
+
+def default_run_dir(settings: TrainSettings) -> Path:
+    return Path("runs") / f"{settings.experiment}-{settings.preset}-seed{settings.seed}"
+
+
+# --- the loop -----------------------------------------------------------------------
+
+def mnr_pretrain(model, pairs: list[Example], settings, preset, tokenizer, device, use_bf16) -> float:
+    """preset.mnr_epochs passes of MNR over positive pairs; returns the mean loss."""
+    dataset = TaskDataset(pairs, tokenizer, pair_encoding="bi", max_length=preset.max_length)
+    optimizer = make_optimizer(model, preset.lr)
+    model.train()
+    losses = []
+    for epoch in range(preset.mnr_epochs):
+        batches = mnr_batches(pairs, preset.batch_size, settings.seed + epoch)
+        for indices in tqdm(batches, desc=f"MNR pre-training {epoch + 1}/{preset.mnr_epochs}",
+                            disable=not settings.progress, leave=False):
+            batch = batch_to(dataset.collate([dataset[i] for i in indices]), device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                u, v = model.embed_pair(batch["a"], batch["b"])
+                loss = multiple_negatives_ranking_loss(u, v)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP_NORM)
+            optimizer.step()
+            losses.append(loss.item())
+    return float(np.mean(losses)) if losses else float("nan")
+
+
+def train(settings: TrainSettings) -> Path:
+    """Train one experiment with one preset; resume from `last.pt` when the run folder has one."""
+    experiment, preset = get_experiment(settings.experiment), get_preset(settings.preset)
+    run_dir = Path(settings.run_dir) if settings.run_dir else default_run_dir(settings)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = pick_device(settings.device)
+    want_bf16 = preset.bf16 if settings.bf16 is None else settings.bf16
+    use_bf16 = want_bf16 and bf16_supported(device)
+    epochs = settings.epochs or preset.epochs
+    write_json(run_dir / "settings.json", {
+        "settings": dataclasses.asdict(settings), "experiment": experiment.to_dict(),
+        "preset": dataclasses.asdict(preset), "device": str(device), "bf16": use_bf16, "epochs": epochs,
+    })
+
+    seed_everything(settings.seed)
+    tokenizer = Tokenizer.from_pretrained("minilm-l6" if settings.model == "tiny" else settings.model)
+    examples = load_examples(settings.data_dir, preset, settings.seed)
+    datasets = build_datasets(examples, experiment, preset, tokenizer)
+    model = build_model(settings, experiment, preset, tokenizer).to(device)
+    tasks = schedule_tasks(experiment.schedule)
+    streams = {task: TaskStream(BucketBatchSampler(datasets[task]["train"].lengths, preset.batch_size,
+                                                   seed=settings.seed).batches)
+               for task in tasks}
+    weights = (dataset_share_weights({t: len(datasets[t]["train"]) for t in tasks}) if experiment.reweight
+               else {t: 1.0 for t in tasks})
+    rng = np.random.default_rng(settings.seed)
+    train_sample = {t: sorted(rng.permutation(len(datasets[t]["train"]))[:preset.train_eval_sample].tolist())
+                    for t in EVAL_TASKS}
+
+    checkpoint_path = run_dir / "last.pt"
+    history, best_score, start_epoch, mnr_loss = [], -float("inf"), 0, None
+    if checkpoint_path.exists():
+        state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        if experiment.freeze_last is not None:
+            freeze_all_but_last(model, experiment.freeze_last)
+        model.load_state_dict(state["model"])
+        optimizer = make_optimizer(model, preset.lr, experiment.layerwise_lr_decay)
+        optimizer.load_state_dict(state["optimizer"])
+        for task, stream in streams.items():
+            stream.load_state_dict(state["streams"][task])
+        torch.set_rng_state(state["torch_rng"])
+        history, best_score, start_epoch = state["history"], state["best_score"], state["epoch"]
+        print(f"resuming {run_dir} after epoch {start_epoch}")
+    else:
+        if experiment.mnr:
+            mnr_loss = mnr_pretrain(model, mnr_positive_pairs(examples), settings, preset, tokenizer, device, use_bf16)
+        if experiment.freeze_last is not None:
+            freeze_all_but_last(model, experiment.freeze_last)
+        optimizer = make_optimizer(model, preset.lr, experiment.layerwise_lr_decay)
+
+    stop_at = min(epochs, start_epoch + settings.stop_after_epochs) if settings.stop_after_epochs else epochs
+    for epoch in range(start_epoch, stop_at):
+        started = time.perf_counter()
+        model.train()
+        sums = {t: 0.0 for t in tasks}
+        steps = steps_per_epoch(experiment.schedule, streams)
+        bar = tqdm(SCHEDULES[experiment.schedule](streams), total=steps, desc=f"epoch {epoch + 1}/{epochs}",
+                   disable=not settings.progress, leave=False)
+        for step in bar:
+            optimizer.zero_grad(set_to_none=True)
+            total = 0.0
+            for task, indices in step.items():
+                dataset = datasets[task]["train"]
+                batch = batch_to(dataset.collate([dataset[i] for i in indices]), device)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                    loss = task_loss(model, task, batch, experiment)
+                total = total + weights[task] * loss
+                sums[task] += loss.item()
+            total.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP_NORM)
+            optimizer.step()
+            bar.set_postfix({t: f"{sums[t] / (bar.n + 1):.3f}" for t in tasks})
+
+        dev = evaluate(model, datasets, "dev", preset.batch_size, device, use_bf16)
+        train_eval = evaluate(model, datasets, "train", preset.batch_size, device, use_bf16, train_sample)
+        record = {"epoch": epoch + 1, "train_loss": {t: sums[t] / max(steps, 1) for t in tasks},
+                  "train": train_eval["scores"], "dev": dev["scores"], "seconds": time.perf_counter() - started}
+        if mnr_loss is not None and epoch == 0:
+            record["mnr_loss"] = mnr_loss
+        history.append(record)
+        write_json(run_dir / "history.json", history)
+        score = dev["scores"]["mean_score"]
+        if score > best_score:
+            best_score = score
+            save_checkpoint(run_dir / "best.pt", {"model": model.state_dict()})
+            write_json(run_dir / "best-config.json", {"encoder": model.encoder.config.to_dict(),
+                                                      "heads": model.heads.to_dict(), "epoch": epoch + 1})
+        save_checkpoint(checkpoint_path, {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "streams": {t: s.state_dict() for t, s in streams.items()}, "torch_rng": torch.get_rng_state(),
+            "history": history, "best_score": best_score, "epoch": epoch + 1,
+        })
+        print(f"epoch {epoch + 1}: dev SST {dev['scores']['sst_accuracy']:.3f}, Quora "
+              f"{dev['scores']['quora_accuracy']:.3f}, STS {dev['scores']['sts_pearson']:.3f} "
+              f"({record['seconds']:.0f} s)")
+
+    if stop_at == epochs:
+        finish(run_dir, model, datasets, preset, device, use_bf16)
+    return run_dir
+
+
+def finish(run_dir: Path, model, datasets, preset: Preset, device, use_bf16: bool) -> None:
+    """Reload the best model; write its dev and test predictions, confusion matrices and plots."""
+    from minbert_lib.plots import plot_run
+
+    state = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    for task in EVAL_TASKS:
+        for split in ("dev", "test"):
+            dataset = datasets[task][split]
+            if dataset is None:
+                continue
+            ids, predictions = predict(model, task, dataset, preset.batch_size, device, use_bf16)
+            write_predictions(run_dir / prediction_filename(task, split), ids, predictions)
+    dev = evaluate(model, datasets, "dev", preset.batch_size, device, use_bf16)
+    write_json(run_dir / "confusion.json", dev["confusion"])
+    write_json(run_dir / "best-dev-scores.json", dev["scores"])
+    plot_run(run_dir)
+
+
+def load_best_scores(run_dir: Path) -> dict:
+    path = Path(run_dir) / "best-dev-scores.json"
+    if not path.exists():
+        raise MinbertError(f"{path} does not exist: the run in {run_dir} has not finished")
+    return json.loads(path.read_text())
