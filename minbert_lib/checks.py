@@ -17,9 +17,10 @@ from torch import nn
 from minbert_lib import sanity
 from minbert_lib.attention import (MultiHeadSelfAttention, merge_heads, padding_mask_to_additive,
                                    scaled_dot_product_attention, split_heads)
-from minbert_lib.config import BertConfig
+from minbert_lib.config import BertConfig, preset
 from minbert_lib.model import BertEmbeddings, BertLayer, BertModel, FeedForward
 from minbert_lib.optim import AdamW
+from minbert_lib.weights import kit_to_hf_name
 
 MISTAKES = {
     # 01_attention
@@ -304,9 +305,9 @@ def check_padding_invariance(cls, seed: int = 0) -> None:
 
 
 @torch.no_grad()
-def check_pretrained(load_fn) -> None:
-    """load_fn() -> a model holding all-MiniLM-L6-v2; its hidden states must match the stored ones."""
-    case = sanity.load("pretrained")
+def check_pretrained(load_fn, sentences: list[str] | None = None) -> None:
+    """load_fn() -> a model holding all-MiniLM-L6-v2; its hidden states must match the reference's."""
+    case = sanity.load("pretrained") if sentences is None else sanity.pretrained_case(sentences)
     model = load_fn()
     if model.training:
         raise CheckError(f"pretrained model: {MISTAKES['pretrained_train_mode']}")
@@ -314,6 +315,15 @@ def check_pretrained(load_fn) -> None:
     real = case["attention_mask"].bool()  # compare real tokens only: padding outputs mean nothing
     compare("pretrained last_hidden_state", out.last_hidden_state[real], case["last_hidden_state"][real],
             atol=1e-4, rtol=1e-4)
+
+
+def check_weight_names(fn) -> None:
+    """fn(Hugging Face parameter name) -> the kit's name, for every parameter of a BertModel."""
+    for kit_name in BertModel(preset("tiny")).state_dict():
+        hf_name = kit_to_hf_name(kit_name)
+        got = fn(hf_name)
+        if got != kit_name:
+            raise CheckError(f"weight names: {hf_name!r} must become {kit_name!r}, got {got!r}")
 
 
 # --- 03_adamw ------------------------------------------------------------------------------
@@ -354,3 +364,4 @@ def check_adamw_first_step(cls, seed: int | None = None, **options) -> None:
     """With bias correction the first step moves each weight by about lr."""
     case = _case("adamw_first_step", sanity.adamw_first_step_case, seed, **options)
     _check_adamw("AdamW first step", cls, case)
+

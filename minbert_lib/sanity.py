@@ -34,7 +34,7 @@ PRETRAINED_SENTENCES = [
 
 def random_attention_mask(generator: torch.Generator, batch: int, length: int) -> torch.Tensor:
     """(B, T) of 1 = real token, 0 = padding; row 0 is full, the others are padded at the end."""
-    lengths = torch.randint(1, length, (batch,), generator=generator)
+    lengths = torch.randint(1, length + 1, (batch,), generator=generator)
     lengths[0] = length
     return (torch.arange(length)[None, :] < lengths[:, None]).long()  # (B, T)
 

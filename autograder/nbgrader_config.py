@@ -1,0 +1,38 @@
+"""nbgrader configuration of the minBERT course. Run nbgrader from this folder.
+
+The course root is the repository: nbgrader's source is `solutions/`, its release is
+`notebooks/`; submissions, autograded copies, feedback and the gradebook are
+instructor data under `autograder/` and never enter git.
+"""
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)  # for hide_hidden_tests, the feedback preprocessor below
+
+from hide_hidden_tests import HideHiddenTests  # noqa: E402
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
+from nbgrader.preprocessors import GetGrades  # noqa: E402
+
+c = get_config()  # noqa: F821 (nbgrader provides it)
+
+c.CourseDirectory.course_id = "minbert"
+c.CourseDirectory.root = os.path.dirname(HERE)
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "notebooks"
+c.CourseDirectory.submitted_directory = "autograder/submitted"
+c.CourseDirectory.autograded_directory = "autograder/autograded"
+c.CourseDirectory.feedback_directory = "autograder/feedback"
+c.CourseDirectory.db_url = "sqlite:///" + os.path.join(HERE, "gradebook.db")
+# The percent-format sources contain the solutions: never copy them into the release.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.pct.py"]
+
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# A cell may run for 2 minutes; an infinite loop ends as a timeout error in that cell.
+c.Execute.timeout = 120
+c.Execute.interrupt_on_timeout = True
+
+# Feedback shows visible tests only, and for failed tests the error name and message only.
+c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
