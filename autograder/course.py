@@ -182,14 +182,48 @@ def lint(root: Path = ROOT, names: list[str] | None = None) -> list[str]:
     return problems
 
 
+def region_lines(nb, begin: str, end: str) -> set[str]:
+    """Lines found only inside `begin` ... `end` regions of a notebook, never outside them."""
+    inside, outside = set(), set()
+    for cell in nb.cells:
+        in_region = False
+        for line in cell.source.splitlines():
+            text = line.strip()
+            if begin in text or end in text:
+                in_region = begin in text
+            elif text:
+                (inside if in_region else outside).add(text)
+    return inside - outside
+
+
+def secret_lines(root: Path, name: str, kinds=("SOLUTION", "HIDDEN TESTS")) -> set[str]:
+    """The solution and/or hidden-test lines of an assignment's source notebook, with their markers."""
+    import nbformat
+
+    nb = nbformat.read(notebook_file("solutions", name, root), as_version=4)
+    secrets = set().union(*(region_lines(nb, f"BEGIN {kind}", f"END {kind}") | {f"BEGIN {kind}"} for kind in kinds))
+    if "SOLUTION" in kinds:  # a written answer's cell is its model answer, all of it
+        secrets |= {line.strip() for cell in nb.cells if cell.cell_type == "markdown"
+                    and cell.metadata.get("nbgrader", {}).get("solution") for line in cell.source.splitlines()
+                    if line.strip()}
+    return secrets
+
+
+def leaks(text: str, secrets: set[str]) -> list[str]:
+    lines = {line.strip() for line in text.splitlines()}
+    return sorted(secret for secret in secrets if secret in lines or secret.startswith("BEGIN") and secret in text)
+
+
 def release_leaks(root: Path, name: str) -> list[str]:
     """Solution code or hidden-test text found in a released assignment."""
+    import nbformat
+
     release_dir = root / "notebooks" / name
     found = [f"{path.name} is a percent-format source" for path in release_dir.glob(f"*{SOURCE_SUFFIX}")]
+    secrets = secret_lines(root, name)
     for path in release_dir.glob("*.ipynb"):
-        text = path.read_text(encoding="utf-8")
-        found += [f"{path.name} contains {marker!r}" for marker in
-                  ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS") if marker in text]
+        text = "\n".join(cell.source for cell in nbformat.read(path, as_version=4).cells)
+        found += [f"{path.name} contains {line!r}" for line in leaks(text, secrets)]
     return found
 
 
@@ -293,22 +327,26 @@ def autograde_one(root: Path, name: str, student: str, timeout: float) -> dict:
     source = nbformat.read(notebook_file("solutions", name, root), as_version=4)
     tests = grade_cells(source, "code")
     row["auto_max"] = sum(tests.values())
-    submitted = nbformat.read(notebook_file(f"autograder/submitted/{student}", name, root), as_version=4)
+    try:
+        submitted = nbformat.read(notebook_file(f"autograder/submitted/{student}", name, root), as_version=4)
+    except Exception as err:  # any unreadable file: grade it 0 and say why
+        return {**row, "status": "failed", "reason": f"not a readable notebook ({type(err).__name__})"}
     deleted = sorted(set(grade_cells(source)) - set(grade_cells(submitted)))
     try:
         result = nbgrader("autograde", name, "--student", student, "--create", "--force",
                           root=root, check=False, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {**row, "status": "failed", "reason": f"autograding took over {timeout:.0f} s"}
+    if "DeadKernelError" in result.stderr:
+        return {**row, "status": "failed", "reason": "the kernel died while running the notebook "
+                                                    "(it crashed Python or ran out of memory): graded 0"}
     if result.returncode != 0:
         return {**row, "status": "failed", "reason": last_error_line(result.stderr)}
     scores = scores_of(root, name, student)
     row["score"] = sum(scores.get(gid) or 0.0 for gid in tests)
     reasons = [f"grade cells deleted: {', '.join(deleted)} (0 points)"] if deleted else []
-    if re.search(r"CellTimeoutError|timed out", result.stderr):
-        reasons.append("a cell timed out")
-    if re.search(r"DeadKernelError|Kernel died", result.stderr):
-        reasons.append("the kernel died")
+    if re.search(r"Timeout waiting|CellTimeoutError|timed out", result.stderr):
+        reasons.append("a cell ran past the time limit and was interrupted")
     row["reason"] = "; ".join(reasons)
     return row
 
@@ -345,13 +383,16 @@ def format_row(row: dict) -> str:
 
 def feedback(names: list[str], root: Path = ROOT) -> None:
     """HTML feedback for every autograded submission, then a check that nothing hidden leaked."""
+    import html
+
     for name in names:
         nbgrader("generate_feedback", name, "--force", root=root)
-    for html in (root / "autograder" / "feedback").rglob("*.html"):
-        text = html.read_text(encoding="utf-8")
-        for marker in ("BEGIN HIDDEN TESTS", "Traceback (most recent call last)"):
-            if marker in text:
-                raise CourseError(f"{html}: the feedback shows {marker!r}; it must not")
+        hidden = secret_lines(root, name, kinds=("HIDDEN TESTS",))
+        for page in (root / "autograder" / "feedback").glob(f"*/{name}/*.html"):
+            text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text(encoding="utf-8")))
+            shown = leaks(text, hidden)
+            if shown:
+                raise CourseError(f"{page}: the feedback shows the hidden test line {shown[0]!r}")
     print(f"feedback in {root / 'autograder' / 'feedback'}")
 
 

@@ -1,0 +1,295 @@
+"""The nbgrader course: generated files up to date, metadata lint, release, autograde, feedback, export.
+
+One session-scoped fixture copies the course into a temp folder, regenerates the source
+notebooks and the release there, collects a zip of submissions (the reference solutions,
+the untouched release, and broken ones) and autogrades them all once; the tests read
+its results.
+"""
+import copy
+import csv
+import json
+import os
+import shutil
+import stat
+import sys
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from minbert_lib import notebook, sanity
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "autograder"))
+import course  # noqa: E402  (autograder/course.py)
+
+NAMES = course.assignments(ROOT)
+pytestmark = pytest.mark.slow
+
+
+def test_the_first_three_assignments_exist():
+    assert NAMES[:3] == ["01_attention", "02_bert", "03_adamw"]
+
+
+# --- the session's course ------------------------------------------------------------------------
+
+def submission(nb, change):
+    nb = copy.deepcopy(nb)
+    change(nb)
+    return nbformat.writes(nb)
+
+
+def cell(nb, grade_id):
+    return next(c for c in nb.cells if c.id == grade_id)
+
+
+@pytest.fixture(scope="session")
+def graded(tmp_path_factory):
+    """A copy of the course, released and autograded for a class of test students."""
+    root = tmp_path_factory.mktemp("course")
+    for name in NAMES:
+        (root / "solutions" / name).mkdir(parents=True)
+        for path in (ROOT / "solutions" / name).glob("*"):
+            if path.suffix != ".ipynb":
+                shutil.copy(path, root / "solutions" / name / path.name)
+    shutil.copytree(ROOT / "autograder", root / "autograder",
+                    ignore=shutil.ignore_patterns("submitted", "autograded", "feedback", "gradebook.db",
+                                                  "grades.csv", "__pycache__", ".collect"))
+    course.release(NAMES, root=root, execute=False)
+
+    adamw = nbformat.read(course.notebook_file("solutions", "03_adamw", root), as_version=4)
+    class_zip = root / "class.zip"
+    with zipfile.ZipFile(class_zip, "w") as archive:
+        for name in NAMES:
+            archive.write(course.notebook_file("solutions", name, root), f"reference/{name}.ipynb")
+            archive.write(course.notebook_file("notebooks", name, root), f"untouched/downloads/{name}/{name}.ipynb")
+        archive.writestr("broken/01_attention.ipynb", '{"cells": [')
+        archive.writestr("deleted/03_adamw.ipynb", submission(
+            adamw, lambda nb: nb.cells.remove(cell(nb, "test_trajectory"))))
+        archive.writestr("crash/03_adamw.ipynb", submission(
+            adamw, lambda nb: setattr(cell(nb, "adamw"), "source", "import os\nos._exit(1)")))
+        archive.writestr("loop/03_adamw.ipynb", submission(
+            adamw, lambda nb: setattr(cell(nb, "test_first_step"), "source", "pass")
+            or setattr(cell(nb, "adamw"), "source", cell(nb, "adamw").source + "\nwhile True:\n    pass\n")))
+    collected = course.collect(class_zip, root=root)
+
+    os.environ["MINBERT_CELL_TIMEOUT"] = "20"  # read by nbgrader_config.py in the nbgrader subprocesses
+    try:
+        rows = course.autograde(NAMES, root=root)
+    finally:
+        del os.environ["MINBERT_CELL_TIMEOUT"]
+    return {"root": root, "collected": collected,
+            "rows": {(r["student"], r["assignment"]): r for r in rows}}
+
+
+def auto_scores(root, name, student):
+    """(score, points) of every autograded test cell of one submission."""
+    source = nbformat.read(course.notebook_file("solutions", name, root), as_version=4)
+    scores = course.scores_of(root, name, student)
+    return {gid: (scores[gid], points) for gid, points in course.grade_cells(source, "code").items()}
+
+
+# --- generated files ------------------------------------------------------------------------------
+
+def normalized(path, keep_outputs):
+    """A notebook's content without what changes from run to run."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    for key in course.VOLATILE_NOTEBOOK_METADATA:
+        nb["metadata"].pop(key, None)
+    for c in nb["cells"]:
+        if not keep_outputs:
+            c.pop("outputs", None)
+            c.pop("execution_count", None)
+    return nb
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_notebooks_are_what_the_sources_generate(graded, name):
+    root = graded["root"]
+    assert normalized(course.notebook_file("solutions", name, ROOT), False) == \
+        normalized(course.notebook_file("solutions", name, root), False), \
+        f"solutions/{name}/{name}.ipynb is out of date: run `make release`"
+    assert normalized(course.notebook_file("notebooks", name, ROOT), True) == \
+        normalized(course.notebook_file("notebooks", name, root), True), \
+        f"notebooks/{name} is out of date: run `make release`"
+    released = sorted(p.name for p in (ROOT / "notebooks" / name).iterdir())
+    assert released == sorted(p.name for p in (root / "notebooks" / name).iterdir())
+    for path in (ROOT / "notebooks" / name).glob("*.pt"):
+        assert path.read_bytes() == (ROOT / "solutions" / name / path.name).read_bytes()
+
+
+def test_sanity_tensors_are_what_the_library_generates():
+    assert sanity.main(["--check", "--root", str(ROOT / "solutions")]) == 0
+
+
+def test_solution_notebooks_show_their_outputs_and_plots():
+    nb = nbformat.read(course.notebook_file("solutions", "01_attention", ROOT), as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert any("image/png" in o.get("data", {}) for o in outputs), "the attention heatmap is missing"
+    assert not any(o.output_type == "error" for o in outputs)
+
+
+# --- release and lint -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", NAMES)
+def test_release_holds_no_solution_and_no_hidden_test(graded, name):
+    root = graded["root"]
+    assert course.release_leaks(root, name) == []
+    text = course.notebook_file("notebooks", name, root).read_text(encoding="utf-8")
+    assert "BEGIN HIDDEN TESTS" not in text and "BEGIN SOLUTION" not in text and "Model answer" not in text
+    assert not list((root / "notebooks" / name).glob("*.py"))
+
+
+def test_leak_detection_finds_a_solution_line(graded, tmp_path):
+    root = graded["root"]
+    shutil.copytree(root / "solutions", tmp_path / "solutions")
+    shutil.copytree(root / "notebooks", tmp_path / "notebooks")
+    released = course.notebook_file("notebooks", "03_adamw", tmp_path)
+    nb = nbformat.read(released, as_version=4)
+    nb.cells[0].source += "\np.mul_(1.0 - lr * weight_decay)                  # decoupled weight decay"
+    nbformat.write(nb, released)
+    assert course.release_leaks(tmp_path, "03_adamw") == [
+        "03_adamw.ipynb contains 'p.mul_(1.0 - lr * weight_decay)                  # decoupled weight decay'"]
+
+
+def test_lint_passes_on_the_course():
+    assert course.lint(ROOT) == []
+
+
+def test_lint_finds_bad_metadata(tmp_path):
+    source = tmp_path / "solutions" / "09_bad" / f"09_bad{course.SOURCE_SUFFIX}"
+    source.parent.mkdir(parents=True)
+    source.write_text(
+        '# %% nbgrader="solution" grade_id="a"\nx = 1\n\n'
+        '# %% nbgrader="tests" grade_id="a" points=0\nprint(x)\n\n'
+        '# %%\n### BEGIN SOLUTION\ny = 2\n### END SOLUTION\n', encoding="utf-8")
+    problems = course.lint(tmp_path)
+    for expected in ("grade_id 'a' is used twice", "a is graded but has no positive points",
+                     "solution cell a needs ### BEGIN SOLUTION", "test cell a tests nothing",
+                     "has solution or hidden-test markers but no nbgrader role",
+                     "no manually graded written question", "no hidden tests"):
+        assert any(expected in p for p in problems), (expected, problems)
+
+
+def test_build_rejects_an_unknown_role(tmp_path):
+    source = tmp_path / f"x{course.SOURCE_SUFFIX}"
+    source.write_text('# %% nbgrader="answer" grade_id="a"\nx = 1\n', encoding="utf-8")
+    with pytest.raises(course.CourseError, match="nbgrader='answer'; use one of"):
+        course.build_notebook(source)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_test_cells_are_locked_and_worth_points(name):
+    nb = nbformat.read(course.notebook_file("notebooks", name, ROOT), as_version=4)
+    grades = [c.metadata.nbgrader for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
+    ids = [g["grade_id"] for g in grades]
+    assert len(ids) == len(set(ids))
+    assert all(g["points"] > 0 for g in grades)
+    tests = [c for c in nb.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")]
+    assert tests and all(c.metadata.nbgrader["locked"] and not c.metadata.editable for c in tests)
+
+
+# --- collect ------------------------------------------------------------------------------------
+
+def test_collect_takes_every_student_from_the_zip(graded):
+    assert set(graded["collected"]) == {
+        *(f"reference/{n}" for n in NAMES), *(f"untouched/{n}" for n in NAMES),
+        "broken/01_attention", "deleted/03_adamw", "crash/03_adamw", "loop/03_adamw"}
+
+
+@pytest.mark.parametrize("entry", ["../evil/01_attention.ipynb", "/abs/01_attention.ipynb", "link"])
+def test_collect_rejects_unsafe_zip_entries(tmp_path, entry):
+    archive_path = tmp_path / "class.zip"
+    with zipfile.ZipFile(archive_path, "w") as archive:
+        archive.writestr("alice/01_attention.ipynb", "{}")
+        if entry == "link":
+            info = zipfile.ZipInfo("bob/01_attention.ipynb")
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            archive.writestr(info, "/etc/passwd")
+        else:
+            archive.writestr(entry, "{}")
+    (tmp_path / "autograder").mkdir()
+    with pytest.raises(course.CourseError, match="unsafe entry|symbolic link"):
+        course.collect(archive_path, root=tmp_path, names=["01_attention"])
+    assert not (tmp_path / "autograder" / "submitted").exists()
+    assert not (tmp_path.parent / "evil").exists()
+
+
+# --- autograde ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", NAMES)
+def test_reference_solutions_get_full_marks_on_every_autograded_cell(graded, name):
+    scores = auto_scores(graded["root"], name, "reference")
+    assert scores and all(score == points for score, points in scores.values()), scores
+    assert graded["rows"][("reference", name)]["status"] == "ok"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_untouched_release_scores_zero_on_every_test_cell(graded, name):
+    scores = auto_scores(graded["root"], name, "untouched")
+    assert scores and all(score == 0 for score, _ in scores.values()), scores
+
+
+def test_broken_submissions_are_graded_with_a_reason_and_never_stop_the_others(graded):
+    rows = graded["rows"]
+    assert rows[("broken", "01_attention")]["status"] == "failed"
+    assert "not a readable notebook" in rows[("broken", "01_attention")]["reason"]
+    assert rows[("crash", "03_adamw")]["status"] == "failed"
+    assert "kernel died" in rows[("crash", "03_adamw")]["reason"]
+    deleted = rows[("deleted", "03_adamw")]
+    assert "grade cells deleted: test_trajectory" in deleted["reason"]
+    assert deleted["score"] == deleted["auto_max"] - 2  # the other tests still count
+    loop = rows[("loop", "03_adamw")]
+    assert loop["status"] == "ok" and "time limit" in loop["reason"]
+    assert auto_scores(graded["root"], "03_adamw", "loop")["test_first_step"] == (1.0, 1)  # restored test cell
+    assert len(rows) == 2 * len(NAMES) + 4
+
+
+def test_feedback_shows_errors_but_no_hidden_tests(graded):
+    root = graded["root"]
+    course.feedback(NAMES, root=root)
+    page = (root / "autograder" / "feedback" / "untouched" / "01_attention" / "01_attention.html")
+    text = page.read_text(encoding="utf-8")
+    assert "NotImplementedError" in text
+    assert "seed=21" not in text and "HIDDEN" not in text
+    ok = (root / "autograder" / "feedback" / "reference" / "03_adamw" / "03_adamw.html").read_text(encoding="utf-8")
+    assert "trajectory: OK" in ok and "seed=63" not in ok
+
+
+def test_export_writes_one_csv_row_per_submission(graded, tmp_path):
+    course.export(tmp_path / "grades.csv", root=graded["root"])
+    with open(tmp_path / "grades.csv", newline="") as f:
+        rows = {(r["student_id"], r["assignment"]): r for r in csv.DictReader(f)}
+    attention_auto = sum(points for _, points in auto_scores(graded["root"], "01_attention", "reference").values())
+    assert float(rows[("reference", "01_attention")]["raw_score"]) == attention_auto
+    assert float(rows[("untouched", "02_bert")]["raw_score"]) == 0.0
+
+
+def test_validate_fails_when_a_test_fails(graded, capsys):
+    root = graded["root"]
+    assert course.validate([course.notebook_file("solutions", "03_adamw", root)]) == 0
+    assert course.validate([course.notebook_file("notebooks", "03_adamw", root)]) == 1
+    assert "NotImplementedError" in capsys.readouterr().out
+
+
+# --- the notebook helpers --------------------------------------------------------------------------
+
+def test_quick_mode_follows_nbgrader_and_the_student_switch(monkeypatch):
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    monkeypatch.delenv("MINBERT_QUICK", raising=False)
+    assert not notebook.quick_mode()
+    monkeypatch.setenv("MINBERT_QUICK", "1")
+    assert notebook.quick_mode()
+    monkeypatch.setenv("MINBERT_QUICK", "0")
+    assert not notebook.quick_mode()
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    assert notebook.quick_mode()
+
+
+def test_assignment_dir_is_the_working_folder_unless_set(monkeypatch, tmp_path):
+    monkeypatch.delenv("MINBERT_ASSIGNMENT_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert notebook.assignment_dir() == tmp_path
+    monkeypatch.setenv("MINBERT_ASSIGNMENT_DIR", "/somewhere")
+    assert notebook.assignment_dir() == Path("/somewhere")
