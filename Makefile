@@ -26,3 +26,37 @@ test: setup
 
 clean-venv:
 	rm -rf $(VENV)
+
+# --- the course: instructor commands over nbgrader (see autograder/README.md) -------------
+COURSE := PATH=$(abspath $(BIN)):$$PATH $(BIN)/python autograder/course.py
+SUBMISSIONS ?= submissions.zip
+NOTEBOOKS ?= $(wildcard solutions/*/*.ipynb)
+
+.PHONY: sanity release lint validate collect autograde feedback export course-demo
+
+sanity: setup
+	$(BIN)/python -m minbert_lib.sanity
+
+release: setup
+	$(COURSE) release
+
+lint: setup
+	$(COURSE) lint
+
+validate: setup
+	$(COURSE) validate $(NOTEBOOKS)
+
+collect: setup
+	$(COURSE) collect $(SUBMISSIONS)
+
+autograde: setup
+	$(COURSE) autograde
+
+feedback: setup
+	$(COURSE) feedback
+
+export: setup
+	$(COURSE) export
+
+course-demo: setup
+	$(COURSE) demo

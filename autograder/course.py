@@ -7,6 +7,7 @@
     python autograder/course.py autograde [ASSIGNMENT ...]  grade the whole class, one submission at a time
     python autograder/course.py feedback [ASSIGNMENT ...]   HTML feedback without hidden tests
     python autograder/course.py export [--to FILE]          grades as CSV
+    python autograder/course.py demo                        autograde the solutions and the release, in a temp copy
 
 Each notebook is written as a jupytext percent-format source, `solutions/<a>/<a>.pct.py`,
 whose cell headers carry a short nbgrader role that `build` expands:
@@ -38,8 +39,6 @@ ROLES = {
     "tests": {"grade": True, "solution": False, "locked": True},
     "written": {"grade": True, "solution": True, "locked": False},
 }
-# Cell and notebook fields that change from run to run: ignored when comparing notebooks.
-VOLATILE_NOTEBOOK_METADATA = ("language_info", "widgets")
 
 
 class CourseError(Exception):
@@ -127,6 +126,7 @@ def build(names: list[str], root: Path = ROOT, execute: bool = True) -> None:
         nb = build_notebook(source_file(name, root))
         if execute:
             execute_in_place(nb, source_file(name, root).parent)
+            nb.metadata.pop("language_info", None)  # names the Python version of whoever ran it
         nbformat.write(nb, notebook_file("solutions", name, root))
 
 
@@ -401,6 +401,36 @@ def export(to: Path, root: Path = ROOT) -> None:
     print(f"grades written to {to}")
 
 
+# --- demo ----------------------------------------------------------------------------------------
+
+def copy_course(target: Path, root: Path = ROOT) -> Path:
+    """Copy the course's sources and nbgrader configuration into `target`, without instructor data."""
+    for name in assignments(root):
+        shutil.copytree(root / "solutions" / name, target / "solutions" / name,
+                        ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints", "__pycache__"))
+    shutil.copytree(root / "autograder", target / "autograder", ignore=shutil.ignore_patterns(
+        "submitted", "autograded", "feedback", "gradebook.db", "grades.csv", ".collect", "__pycache__"))
+    return target
+
+
+def demo() -> int:
+    """Release a copy of the course and autograde two students: the solutions and the untouched release."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = copy_course(Path(tmp))
+        names = assignments(root)
+        release(names, root, execute=False)
+        for student, folder in (("reference", "solutions"), ("untouched", "notebooks")):
+            for name in names:
+                target = root / "incoming" / student / f"{name}.ipynb"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(notebook_file(folder, name, root), target)
+        collect(root / "incoming", root)
+        rows = autograde(names, root)
+    return 0 if all(r["status"] == "ok" for r in rows) else 1
+
+
 # --- command line ------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
@@ -413,6 +443,7 @@ def main(argv: list[str] | None = None) -> int:
                                         help="do not run the solutions (their outputs stay empty)")
     sub.choices["autograde"].add_argument("--student", action="append", help="only these students")
     sub.add_parser("lint")
+    sub.add_parser("demo", help="release a temp copy and autograde the solutions and the untouched release")
     sub.add_parser("validate").add_argument("notebooks", nargs="+", type=Path)
     sub.add_parser("collect").add_argument("source", type=Path, help="a folder or zip, one folder per student")
     sub.add_parser("export").add_argument("--to", type=Path, default=AUTOGRADER / "grades.csv")
@@ -421,6 +452,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "release":
             release(names, execute=not args.no_execute)
+        elif args.command == "demo":
+            return demo()
         elif args.command == "lint":
             problems = lint()
             print("\n".join(problems) or f"lint: {len(assignments())} assignment(s) OK")

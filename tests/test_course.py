@@ -47,15 +47,7 @@ def cell(nb, grade_id):
 @pytest.fixture(scope="session")
 def graded(tmp_path_factory):
     """A copy of the course, released and autograded for a class of test students."""
-    root = tmp_path_factory.mktemp("course")
-    for name in NAMES:
-        (root / "solutions" / name).mkdir(parents=True)
-        for path in (ROOT / "solutions" / name).glob("*"):
-            if path.suffix != ".ipynb":
-                shutil.copy(path, root / "solutions" / name / path.name)
-    shutil.copytree(ROOT / "autograder", root / "autograder",
-                    ignore=shutil.ignore_patterns("submitted", "autograded", "feedback", "gradebook.db",
-                                                  "grades.csv", "__pycache__", ".collect"))
+    root = course.copy_course(tmp_path_factory.mktemp("course") / "copy")
     course.release(NAMES, root=root, execute=False)
 
     adamw = nbformat.read(course.notebook_file("solutions", "03_adamw", root), as_version=4)
@@ -93,10 +85,8 @@ def auto_scores(root, name, student):
 # --- generated files ------------------------------------------------------------------------------
 
 def normalized(path, keep_outputs):
-    """A notebook's content without what changes from run to run."""
+    """A notebook's content; without its outputs, those of the solutions are left to the run."""
     nb = json.loads(path.read_text(encoding="utf-8"))
-    for key in course.VOLATILE_NOTEBOOK_METADATA:
-        nb["metadata"].pop(key, None)
     for c in nb["cells"]:
         if not keep_outputs:
             c.pop("outputs", None)

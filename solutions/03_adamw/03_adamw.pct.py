@@ -23,8 +23,6 @@ from torch.optim import Optimizer
 
 from minbert_lib import checks
 
-torch.manual_seed(0)
-
 # %% [markdown]
 # ## 1. From Adam to AdamW
 #
