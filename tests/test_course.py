@@ -243,6 +243,7 @@ def test_feedback_shows_errors_but_no_hidden_tests(graded):
     text = page.read_text(encoding="utf-8")
     assert "NotImplementedError" in text
     assert "seed=21" not in text and "HIDDEN" not in text
+    assert "checks.py" not in text  # a failed test shows its error, not the frames of the check
     ok = (root / "autograder" / "feedback" / "reference" / "03_adamw" / "03_adamw.html").read_text(encoding="utf-8")
     assert "trajectory: OK" in ok and "seed=63" not in ok
 
