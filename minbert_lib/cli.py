@@ -3,8 +3,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
+from pathlib import Path
 
 from minbert_lib.errors import DataError, MinbertError
+
+QUORA_NOTE = ("note: the MiniLM weights were sentence-tuned on data that include Quora duplicate questions, "
+              "and the mirror's quora-train.csv is partial: Quora numbers are optimistic and not comparable "
+              "with the CS224N leaderboard")
 
 DEMO_SENTENCES = [
     "A man is playing a guitar.",
@@ -80,6 +86,60 @@ def cmd_data_check(args: argparse.Namespace) -> None:
                         f"run `minbert data fetch --data-dir {folder}`")
 
 
+def settings_from(args: argparse.Namespace, experiment: str, run_dir=None):
+    from minbert_lib.train import TrainSettings
+
+    return TrainSettings(experiment=experiment, preset=args.preset, seed=args.seed, model=args.model,
+                         run_dir=None if run_dir is None else str(run_dir), data_dir=args.data_dir, device=args.device,
+                         bf16=False if args.no_bf16 else None, epochs=args.epochs)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    """Train one named experiment; rerunning the same command resumes an interrupted run."""
+    from minbert_lib.evaluate import MultitaskScores
+    from minbert_lib.train import load_best_scores, train
+
+    run_dir = train(settings_from(args, args.experiment, args.run_dir))
+    scores = load_best_scores(run_dir)
+    print(MultitaskScores(scores["sst_accuracy"], scores["sst_macro_f1"], scores["quora_accuracy"],
+                          scores["sts_pearson"]).summary())
+    print(f"{QUORA_NOTE}\nrun folder: {run_dir}")
+
+
+def cmd_reproduce(args: argparse.Namespace) -> None:
+    """Train the report's ablation rows in turn (finished rows are kept) and write Table 2."""
+    import time
+
+    from minbert_lib.experiments import EXPERIMENTS, REPORT_DEV, parse_rows
+    from minbert_lib.plots import ablation_figure, ablation_markdown
+    from minbert_lib.train import load_best_scores, train
+
+    out = Path(args.out or f"runs/reproduce-{args.preset}-seed{args.seed}")
+    rows = []
+    for name in parse_rows(args.rows):
+        run_dir = out / name
+        started = time.perf_counter()
+        if not (run_dir / "best-dev-scores.json").exists():
+            print(f"== {name}: {EXPERIMENTS[name].description}")
+            train(settings_from(args, name, run_dir))
+            (run_dir / "minutes.txt").write_text(f"{(time.perf_counter() - started) / 60:.2f}\n")
+        minutes = float((run_dir / "minutes.txt").read_text()) if (run_dir / "minutes.txt").exists() else None
+        rows.append({"name": name, "description": EXPERIMENTS[name].description, "report": REPORT_DEV.get(name),
+                     "kit": load_best_scores(run_dir), "minutes": minutes})
+    table = ablation_markdown(rows)
+    (out / "table2.md").write_text(table, encoding="utf-8")
+    figure = ablation_figure(rows)
+    figure.savefig(out / "table2.png", dpi=110)
+    print(table + f"\n{QUORA_NOTE}\nwritten: {out / 'table2.md'}, {out / 'table2.png'}")
+
+
+def cmd_plot(args: argparse.Namespace) -> None:
+    from minbert_lib.plots import plot_run
+
+    for path in plot_run(args.run):
+        print(f"wrote {path}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minbert", description="The minBERT course kit.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -101,10 +161,42 @@ def build_parser() -> argparse.ArgumentParser:
     check = data_sub.add_parser("check", help="rows, labels, malformed rows and partial files of each data file")
     check.add_argument("--data-dir", help=data_dir_help)
     check.set_defaults(func=cmd_data_check)
+
+    def add_training_options(command):
+        command.add_argument("--preset", default="cpu", choices=["quick", "cpu", "paper"],
+                             help="how much to train: quick (1-2 min), cpu (default), paper (the report's, for a GPU)")
+        command.add_argument("--seed", type=int, default=0)
+        command.add_argument("--model", default="minilm-l6", help="weights preset or folder (default: minilm-l6)")
+        command.add_argument("--data-dir", help="folder with the CS224N data files (default: $MINBERT_DATA_DIR, then data/)")
+        command.add_argument("--device", help="cuda, mps or cpu (default: the first available)")
+        command.add_argument("--no-bf16", action="store_true", help="train in fp32 even where bf16 is supported")
+        command.add_argument("--epochs", type=int, help="override the preset's number of epochs")
+
+    train = sub.add_parser("train", help="train one named experiment (M0..M12 or best)")
+    train.add_argument("--experiment", default="best", help="M0..M12 (the report's Table 2 rows) or best")
+    train.add_argument("--run-dir", help="where to write the run (default: runs/<experiment>-<preset>-seed<seed>)")
+    add_training_options(train)
+    train.set_defaults(func=cmd_train)
+
+    reproduce = sub.add_parser("reproduce", help="train the report's ablation rows and write Table 2")
+    reproduce.add_argument("--rows", default="M0-M12", help="e.g. M0-M12 or M1,M3,M7 (default: M0-M12)")
+    reproduce.add_argument("--out", help="folder for the runs and the table (default: runs/reproduce-<preset>-seed<seed>)")
+    add_training_options(reproduce)
+    reproduce.set_defaults(func=cmd_reproduce)
+
+    plot = sub.add_parser("plot", help="draw a run's learning curves and confusion matrices")
+    plot.add_argument("run", help="a run folder written by minbert train")
+    plot.set_defaults(func=cmd_plot)
     return parser
 
 
+def one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings of the kit (partial data files, malformed rows) as one line, without source code."""
+    return f"warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
+    warnings.formatwarning = one_line_warning
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

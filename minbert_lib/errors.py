@@ -15,3 +15,7 @@ class DownloadError(MinbertError):
 
 class DataError(MinbertError):
     """A data file is missing, is not in the expected format, or cannot be read."""
+
+
+class ConfigError(MinbertError, ValueError):
+    """An unknown experiment, preset or option value."""

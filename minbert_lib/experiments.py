@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from minbert_lib.errors import ConfigError
 from minbert_lib.multitask import HeadConfig
 
 
@@ -101,18 +102,18 @@ def parse_rows(spec: str) -> list[str]:
             names.append(part if part == "best" else part.upper())
     unknown = [n for n in names if n not in EXPERIMENTS]
     if unknown:
-        raise ValueError(f"unknown rows {unknown}: the rows are {sorted(EXPERIMENTS)}")
+        raise ConfigError(f"unknown rows {unknown}: the rows are {sorted(EXPERIMENTS)}")
     return names
 
 
 def get_experiment(name: str) -> Experiment:
     key = name if name == "best" else name.upper()
     if key not in EXPERIMENTS:
-        raise ValueError(f"unknown experiment {name!r}: choose one of {list(EXPERIMENTS)}")
+        raise ConfigError(f"unknown experiment {name!r}: choose one of {list(EXPERIMENTS)}")
     return EXPERIMENTS[key]
 
 
 def get_preset(name: str) -> Preset:
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}: choose one of {list(PRESETS)}")
+        raise ConfigError(f"unknown preset {name!r}: choose one of {list(PRESETS)}")
     return PRESETS[name]

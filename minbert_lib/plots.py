@@ -69,3 +69,42 @@ def plot_run(run_dir: str | Path) -> list[Path]:
         plt.close(figure)
         written.append(run_dir / name)
     return written
+
+
+ABLATION_METRICS = [("sst_accuracy", "SST acc"), ("quora_accuracy", "Quora acc"), ("sts_pearson", "STS r")]
+
+
+def ablation_markdown(rows: list[dict]) -> str:
+    """Table 2 as Markdown: each row's report dev scores (where known) beside the kit's.
+
+    rows: {"name", "description", "report": (sst, quora, sts) or None, "kit": scores dict or None, "minutes"}
+    """
+    header = ("| row | extensions | report SST | report Quora | report STS | kit SST | kit Quora | kit STS "
+              "| kit mean | minutes |")
+    lines = [header, "|" + "---|" * 10]
+    for row in rows:
+        report = row["report"] or (None, None, None)
+        kit = row["kit"] or {}
+        cells = [row["name"], row["description"]]
+        cells += ["-" if value is None else f"{value:.3f}" for value in report]
+        cells += [f"{kit[key]:.3f}" if key in kit else "not run" for key, _ in ABLATION_METRICS]
+        cells += [f"{kit['mean_score']:.3f}" if kit else "-", f"{row['minutes']:.1f}" if row.get("minutes") else "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def ablation_figure(rows: list[dict]) -> plt.Figure:
+    """One panel per task: the kit's dev score per row, the report's as a black tick where known."""
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4), sharex=True)
+    names = [row["name"] for row in rows]
+    x = np.arange(len(rows))
+    for index, (ax, (key, title)) in enumerate(zip(axes, ABLATION_METRICS)):
+        kit = [row["kit"][key] if row["kit"] else np.nan for row in rows]
+        sns.barplot(x=names, y=kit, ax=ax, color=sns.color_palette()[index])
+        report = [row["report"][index] if row["report"] else np.nan for row in rows]
+        ax.scatter(x, report, marker="_", s=400, color="black", zorder=3, label="report")
+        ax.set(title=f"{title} (dev)", ylim=(0, 1))
+        ax.tick_params(axis="x", rotation=45)
+        ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig

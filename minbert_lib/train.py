@@ -352,7 +352,7 @@ def train(settings: TrainSettings) -> Path:
         steps = steps_per_epoch(experiment.schedule, streams)
         bar = tqdm(SCHEDULES[experiment.schedule](streams), total=steps, desc=f"epoch {epoch + 1}/{epochs}",
                    disable=not settings.progress, leave=False)
-        for step in bar:
+        for step_number, step in enumerate(bar, start=1):
             optimizer.zero_grad(set_to_none=True)
             total = 0.0
             for task, indices in step.items():
@@ -365,7 +365,7 @@ def train(settings: TrainSettings) -> Path:
             total.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP_NORM)
             optimizer.step()
-            bar.set_postfix({t: f"{sums[t] / (bar.n + 1):.3f}" for t in tasks})
+            bar.set_postfix({t: f"{sums[t] / step_number:.3f}" for t in tasks})  # running mean losses
 
         dev = evaluate(model, datasets, "dev", preset.batch_size, device, use_bf16)
         train_eval = evaluate(model, datasets, "train", preset.batch_size, device, use_bf16, train_sample)

@@ -1,0 +1,129 @@
+"""Training: overfitting a batch, MNR batches, layer-wise learning rates, exact resume, the CLI end to end."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from minbert_lib.config import preset
+from minbert_lib.data import Example
+from minbert_lib.losses import TASK_LOSSES
+from minbert_lib.model import BertModel
+from minbert_lib.multitask import HeadConfig, MultitaskBert
+from minbert_lib.optim import AdamW
+from minbert_lib.train import TrainSettings, make_optimizer, mnr_batches, train
+
+DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def random_encoding(generator, batch=8, length=6, vocab=512):
+    ids = torch.randint(5, vocab, (batch, length), generator=generator)
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
+
+
+@pytest.mark.parametrize("heads", [HeadConfig(), HeadConfig(paraphrase_head="cross", similarity_head="cos",
+                                                            pooling="mean")])
+def test_tiny_model_overfits_eight_examples_on_every_head(heads):
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(0)
+    model = MultitaskBert(BertModel(preset("tiny", hidden_dropout=0.0, attention_dropout=0.0)),
+                          HeadConfig(**{**heads.to_dict(), "dropout": 0.0}))
+    a, b = random_encoding(generator), random_encoding(generator)
+    sentiment_labels = torch.arange(8) % 5
+    paraphrase_labels = torch.tensor([0, 1] * 4)
+    similarity_labels = torch.linspace(0.5, 4.5, 8)
+    pair = {k: torch.cat([a[k], b[k]], dim=1) for k in a}
+    pair["token_type_ids"][:, 6:] = 1
+    optimizer = AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+
+    def losses():
+        paraphrase = (model.paraphrase_logits(pair=pair) if heads.paraphrase_head == "cross"
+                      else model.paraphrase_logits(a, b))
+        return {"sst": TASK_LOSSES["sst"](model.sentiment_logits(a), sentiment_labels),
+                "quora": TASK_LOSSES["quora"](paraphrase, paraphrase_labels),
+                "sts": TASK_LOSSES["sts"](model.similarity_scores(a, b), similarity_labels)}
+
+    before = {k: v.item() for k, v in losses().items()}
+    for _ in range(300):
+        optimizer.zero_grad()
+        sum(losses().values()).backward()
+        optimizer.step()
+    after = {k: v.item() for k, v in losses().items()}
+    for task in after:
+        assert after[task] < 0.05 * before[task] and after[task] < 0.05, (task, before[task], after[task])
+
+
+def test_mnr_batches_never_repeat_a_sentence_and_cover_every_pair():
+    examples = [Example(str(i), f"question {i % 10}", f"answer {i}", 1) for i in range(40)]
+    batches = mnr_batches(examples, batch_size=5, seed=0)
+    for batch in batches:
+        texts = [examples[i].text for i in batch] + [examples[i].text_b for i in batch]
+        assert len(texts) == len(set(texts))
+    assert sorted(i for batch in batches for i in batch) == list(range(40))
+
+
+def test_layerwise_decay_gives_lower_layers_smaller_rates():
+    model = MultitaskBert(BertModel(preset("tiny")))
+    optimizer = make_optimizer(model, lr=1e-3, layerwise_decay=0.5)
+    rate_of = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    assert rate_of[id(model.sentiment.weight)] == 1e-3
+    assert rate_of[id(model.encoder.layers[1].ffn_norm.weight)] == pytest.approx(5e-4)
+    assert rate_of[id(model.encoder.layers[0].ffn_norm.weight)] == pytest.approx(2.5e-4)
+    assert rate_of[id(model.encoder.embeddings.word_embeddings.weight)] == pytest.approx(1.25e-4)
+
+
+def tiny_run(run_dir, **overrides):
+    settings = TrainSettings(experiment="M8", preset="quick", model="tiny", run_dir=str(run_dir),
+                             data_dir=str(DATA_DIR), epochs=2, progress=False, bf16=False, **overrides)
+    return train(settings)
+
+
+def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
+    whole = tiny_run(tmp_path / "whole")
+    tiny_run(tmp_path / "resumed", stop_after_epochs=1)
+    interrupted_history = json.loads((tmp_path / "resumed" / "history.json").read_text())
+    assert len(interrupted_history) == 1 and not (tmp_path / "resumed" / "best-dev-scores.json").exists()
+    resumed = tiny_run(tmp_path / "resumed")
+    history_a = json.loads((whole / "history.json").read_text())
+    history_b = json.loads((resumed / "history.json").read_text())
+    assert [r["dev"] for r in history_a] == [r["dev"] for r in history_b]
+    assert [r["train_loss"] for r in history_a] == [r["train_loss"] for r in history_b]
+    state_a = torch.load(whole / "last.pt", weights_only=True)["model"]
+    state_b = torch.load(resumed / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+
+
+def run_cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "minbert_lib.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=600)
+
+
+@pytest.mark.slow
+def test_quick_run_from_the_cli_writes_a_complete_run_folder(tmp_path):
+    result = run_cli("train", "--experiment", "M3", "--preset", "quick", "--data-dir", str(DATA_DIR),
+                     "--run-dir", str(tmp_path / "run"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "overall, plain mean (as in the report)" in result.stdout
+    assert "Quora duplicate questions" in result.stdout
+    run = tmp_path / "run"
+    expected = {"settings.json", "history.json", "last.pt", "best.pt", "best-config.json", "best-dev-scores.json",
+                "confusion.json", "learning_curves.png", "confusion_matrices.png",
+                "sst-dev-predictions.csv", "sst-test-predictions.csv", "quora-dev-predictions.csv",
+                "sts-dev-predictions.csv", "sts-test-predictions.csv"}
+    assert expected <= {p.name for p in run.iterdir()}
+    assert "quora-test-student.csv is missing" in result.stdout
+    history = json.loads((run / "history.json").read_text())
+    assert set(history[0]["dev"]) >= {"sst_accuracy", "quora_accuracy", "sts_pearson", "mean_score"}
+    assert (run / "learning_curves.png").stat().st_size > 10_000
+
+
+def test_reproduce_writes_the_table_with_the_report_beside_the_kit(tmp_path):
+    result = run_cli("reproduce", "--rows", "M7,M12", "--preset", "quick", "--model", "tiny", "--epochs", "1", "--no-bf16",
+                     "--data-dir", str(DATA_DIR), "--out", str(tmp_path / "table"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    table = (tmp_path / "table" / "table2.md").read_text()
+    m7 = next(line for line in table.splitlines() if line.startswith("| M7 "))
+    assert "0.452 | 0.779 | 0.674" in m7
+    assert (tmp_path / "table" / "table2.png").stat().st_size > 10_000
