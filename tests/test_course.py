@@ -284,3 +284,13 @@ def test_assignment_dir_is_the_working_folder_unless_set(monkeypatch, tmp_path):
     assert notebook.assignment_dir() == tmp_path
     monkeypatch.setenv("MINBERT_ASSIGNMENT_DIR", "/somewhere")
     assert notebook.assignment_dir() == Path("/somewhere")
+
+
+def test_collect_skips_folders_that_are_not_student_ids(tmp_path, capsys):
+    (tmp_path / "incoming" / "bad name!").mkdir(parents=True)
+    (tmp_path / "incoming" / "bad name!" / "01_attention.ipynb").write_text("{}")
+    (tmp_path / "incoming" / "carol" / "sub").mkdir(parents=True)
+    (tmp_path / "incoming" / "carol" / "sub" / "01_attention.ipynb").write_text("{}")
+    assert course.collect(tmp_path / "incoming", root=tmp_path, names=["01_attention"]) == ["carol/01_attention"]
+    assert "'bad name!' is not a valid student id" in capsys.readouterr().out
+    assert (tmp_path / "autograder" / "submitted" / "carol" / "01_attention" / "01_attention.ipynb").is_file()
