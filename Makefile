@@ -18,8 +18,12 @@ $(VENV)/.setup-stamp: requirements.txt requirements-dev.txt pyproject.toml
 
 setup: $(VENV)/.setup-stamp
 
+# The main job: the pretrained model in the kit's BertModel, the course data, a quick
+# training run of the kit's best recipe, and the course released and autograded.
 demo: setup
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/minbert demo
+	$(BIN)/minbert data fetch $(if $(SHARED_DATA),--mirror $(SHARED_DATA))
+	$(BIN)/minbert train --experiment best --preset quick --run-dir runs/demo-best-quick
 
 test: setup
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q

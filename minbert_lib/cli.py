@@ -99,10 +99,16 @@ def cmd_train(args: argparse.Namespace) -> None:
     from minbert_lib.evaluate import MultitaskScores
     from minbert_lib.train import load_best_scores, train
 
+    from minbert_lib.experiments import REPORT_BEST_ROW, REPORT_DEV
+
     run_dir = train(settings_from(args, args.experiment, args.run_dir))
     scores = load_best_scores(run_dir)
+    print(f"best dev scores of {args.experiment} ({args.preset} preset, seed {args.seed}):")
     print(MultitaskScores(scores["sst_accuracy"], scores["sst_macro_f1"], scores["quora_accuracy"],
                           scores["sts_pearson"]).summary())
+    sst, quora, sts = REPORT_DEV[REPORT_BEST_ROW]
+    print(f"the report's best row ({REPORT_BEST_ROW}, dev): SST accuracy {sst:.3f}, Quora accuracy {quora:.3f}, "
+          f"STS Pearson {sts:.3f}, plain mean {(sst + quora + sts) / 3:.3f}")
     print(f"{QUORA_NOTE}\nrun folder: {run_dir}")
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from minbert_lib import distributed
 from minbert_lib.batching import BucketBatchSampler, TaskDataset, batch_to
 from minbert_lib.config import preset as config_preset
 from minbert_lib.data import Example, load_split, split_path
@@ -207,6 +208,48 @@ def task_loss(model: MultitaskBert, task: str, batch: dict, experiment: Experime
     return TASK_LOSSES["sts"](scores, labels)
 
 
+class StepLoss(torch.nn.Module):
+    """One optimisation step's loss as a module, so that DistributedDataParallel can wrap it.
+
+    forward({task: batch}) -> (weighted total, {task: loss}); the task "mnr" is the
+    multiple-negatives ranking loss on a batch of positive pairs.
+    """
+
+    def __init__(self, model: MultitaskBert, experiment: Experiment | None = None,
+                 weights: dict[str, float] | None = None):
+        super().__init__()
+        self.model = model
+        self.experiment = experiment
+        self.weights = weights or {}
+
+    def forward(self, batches: dict[str, dict]):
+        losses = {}
+        for task, batch in batches.items():
+            if task == "mnr":
+                losses[task] = multiple_negatives_ranking_loss(*self.model.embed_pair(batch["a"], batch["b"]))
+            else:
+                losses[task] = task_loss(self.model, task, batch, self.experiment)
+        total = sum(self.weights.get(task, 1.0) * loss for task, loss in losses.items())
+        return total, losses
+
+
+def optimisation_step(step_loss: torch.nn.Module, optimizer, parameters, batches: dict, device,
+                      use_bf16: bool) -> dict[str, float]:
+    """Forward, backward, clip, update; returns each task's loss."""
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+        total, losses = step_loss({task: batch_to(batch, device) for task, batch in batches.items()})
+    total.backward()
+    torch.nn.utils.clip_grad_norm_(parameters, GRAD_CLIP_NORM)
+    optimizer.step()
+    return {task: loss.item() for task, loss in losses.items()}
+
+
+def collate_shard(dataset: TaskDataset, indices: list[int]) -> dict:
+    """This process's part of a batch, collated."""
+    return dataset.collate([dataset[i] for i in distributed.shard(indices)])
+
+
 def predict_batch(model: MultitaskBert, task: str, batch: dict) -> torch.Tensor:
     """Predictions as the data's label type: SST class, Quora 0/1, STS score in [0, 5]."""
     if task == "sst":
@@ -275,22 +318,16 @@ def default_run_dir(settings: TrainSettings) -> Path:
 def mnr_pretrain(model, pairs: list[Example], settings, preset, tokenizer, device, use_bf16) -> float:
     """preset.mnr_epochs passes of MNR over positive pairs; returns the mean loss."""
     dataset = TaskDataset(pairs, tokenizer, pair_encoding="bi", max_length=preset.max_length)
+    step_loss = distributed.wrap(StepLoss(model), device)
     optimizer = make_optimizer(model, preset.lr)
     model.train()
     losses = []
     for epoch in range(preset.mnr_epochs):
         batches = mnr_batches(pairs, preset.batch_size, settings.seed + epoch)
         for indices in tqdm(batches, desc=f"MNR pre-training {epoch + 1}/{preset.mnr_epochs}",
-                            disable=not settings.progress, leave=False):
-            batch = batch_to(dataset.collate([dataset[i] for i in indices]), device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                u, v = model.embed_pair(batch["a"], batch["b"])
-                loss = multiple_negatives_ranking_loss(u, v)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP_NORM)
-            optimizer.step()
-            losses.append(loss.item())
+                            disable=not (settings.progress and distributed.is_main_process()), leave=False):
+            step = {"mnr": collate_shard(dataset, indices)}
+            losses.append(optimisation_step(step_loss, optimizer, model.parameters(), step, device, use_bf16)["mnr"])
     return float(np.mean(losses)) if losses else float("nan")
 
 
@@ -299,14 +336,16 @@ def train(settings: TrainSettings) -> Path:
     experiment, preset = get_experiment(settings.experiment), get_preset(settings.preset)
     run_dir = Path(settings.run_dir) if settings.run_dir else default_run_dir(settings)
     run_dir.mkdir(parents=True, exist_ok=True)
-    device = pick_device(settings.device)
+    device = distributed.setup(pick_device(settings.device))
     want_bf16 = preset.bf16 if settings.bf16 is None else settings.bf16
     use_bf16 = want_bf16 and bf16_supported(device)
     epochs = settings.epochs or preset.epochs
-    write_json(run_dir / "settings.json", {
-        "settings": dataclasses.asdict(settings), "experiment": experiment.to_dict(),
-        "preset": dataclasses.asdict(preset), "device": str(device), "bf16": use_bf16, "epochs": epochs,
-    })
+    if distributed.is_main_process():
+        write_json(run_dir / "settings.json", {
+            "settings": dataclasses.asdict(settings), "experiment": experiment.to_dict(),
+            "preset": dataclasses.asdict(preset), "device": str(device), "bf16": use_bf16, "epochs": epochs,
+            "processes": distributed.world_size(),
+        })
 
     seed_everything(settings.seed)
     tokenizer = Tokenizer.from_pretrained("minilm-l6" if settings.model == "tiny" else settings.model)
@@ -343,6 +382,9 @@ def train(settings: TrainSettings) -> Path:
         if experiment.freeze_last is not None:
             freeze_all_but_last(model, experiment.freeze_last)
         optimizer = make_optimizer(model, preset.lr, experiment.layerwise_lr_decay)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    step_loss = distributed.wrap(StepLoss(model, experiment, weights), device)  # after freezing
+    show_progress = settings.progress and distributed.is_main_process()
 
     stop_at = min(epochs, start_epoch + settings.stop_after_epochs) if settings.stop_after_epochs else epochs
     for epoch in range(start_epoch, stop_at):
@@ -351,22 +393,17 @@ def train(settings: TrainSettings) -> Path:
         sums = {t: 0.0 for t in tasks}
         steps = steps_per_epoch(experiment.schedule, streams)
         bar = tqdm(SCHEDULES[experiment.schedule](streams), total=steps, desc=f"epoch {epoch + 1}/{epochs}",
-                   disable=not settings.progress, leave=False)
+                   disable=not show_progress, leave=False)
         for step_number, step in enumerate(bar, start=1):
-            optimizer.zero_grad(set_to_none=True)
-            total = 0.0
-            for task, indices in step.items():
-                dataset = datasets[task]["train"]
-                batch = batch_to(dataset.collate([dataset[i] for i in indices]), device)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    loss = task_loss(model, task, batch, experiment)
-                total = total + weights[task] * loss
-                sums[task] += loss.item()
-            total.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP_NORM)
-            optimizer.step()
+            batches = {task: collate_shard(datasets[task]["train"], indices) for task, indices in step.items()}
+            losses = optimisation_step(step_loss, optimizer, trainable, batches, device, use_bf16)
+            for task, value in losses.items():
+                sums[task] += value
             bar.set_postfix({t: f"{sums[t] / step_number:.3f}" for t in tasks})  # running mean losses
 
+        if not distributed.is_main_process():
+            distributed.barrier()  # process 0 evaluates and writes the run folder
+            continue
         dev = evaluate(model, datasets, "dev", preset.batch_size, device, use_bf16)
         train_eval = evaluate(model, datasets, "train", preset.batch_size, device, use_bf16, train_sample)
         record = {"epoch": epoch + 1, "train_loss": {t: sums[t] / max(steps, 1) for t in tasks},
@@ -386,12 +423,15 @@ def train(settings: TrainSettings) -> Path:
             "streams": {t: s.state_dict() for t, s in streams.items()}, "torch_rng": torch.get_rng_state(),
             "history": history, "best_score": best_score, "epoch": epoch + 1,
         })
+        distributed.barrier()
         print(f"epoch {epoch + 1}: dev SST {dev['scores']['sst_accuracy']:.3f}, Quora "
               f"{dev['scores']['quora_accuracy']:.3f}, STS {dev['scores']['sts_pearson']:.3f} "
               f"({record['seconds']:.0f} s)")
 
-    if stop_at == epochs:
+    if stop_at == epochs and distributed.is_main_process():
         finish(run_dir, model, datasets, preset, device, use_bf16)
+    distributed.barrier()
+    distributed.teardown()
     return run_dir
 
 

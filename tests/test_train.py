@@ -1,5 +1,6 @@
 """Training: overfitting a batch, MNR batches, layer-wise learning rates, exact resume, the CLI end to end."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -127,3 +128,18 @@ def test_reproduce_writes_the_table_with_the_report_beside_the_kit(tmp_path):
     m7 = next(line for line in table.splitlines() if line.startswith("| M7 "))
     assert "0.452 | 0.779 | 0.674" in m7
     assert (tmp_path / "table" / "table2.png").stat().st_size > 10_000
+
+
+def test_two_process_data_parallel_run_with_torchrun(tmp_path):
+    """torchrun, gloo backend, 2 CPU processes: both finish and process 0 writes the run folder."""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    result = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "minbert_lib.cli", "train",
+         "--experiment", "M8", "--preset", "quick", "--model", "tiny", "--epochs", "1", "--no-bf16",
+         "--data-dir", str(DATA_DIR), "--run-dir", str(tmp_path / "run")],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    settings = json.loads((tmp_path / "run" / "settings.json").read_text())
+    assert settings["processes"] == 2
+    assert (tmp_path / "run" / "best-dev-scores.json").exists()
+    assert result.stdout.count("epoch 1: dev SST") == 1  # only process 0 reports
