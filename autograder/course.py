@@ -244,7 +244,8 @@ def validate(paths: list[Path]) -> int:
             failures += 1
             print(f"FAILED {path}: {len(bad)} cell(s)")
             for cell in results.get("failed", []):
-                print("    " + (cell["raw_error"].strip().splitlines() or ["error"])[-1])
+                error = re.sub(r"\x1b\[[0-9;]*m", "", cell["raw_error"]).strip().splitlines() or ["error"]
+                print(f"    {cell['source'].splitlines()[0]}  ->  {error[-1]}")
             for kind in ("changed", "type_changed"):
                 if results.get(kind):
                     print(f"    {len(results[kind])} test cell(s) were {kind.replace('_', ' ')}")
