@@ -303,9 +303,13 @@ def collect(source: Path, root: Path = ROOT, names: list[str] | None = None) -> 
 
 # --- autograde -------------------------------------------------------------------------------
 
+def grade_id(cell) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
 def grade_cells(nb, cell_type: str | None = None) -> dict[str, float]:
     """grade_id -> points of the graded cells (only code: autograded tests; markdown: written answers)."""
-    return {c.metadata.nbgrader["grade_id"]: c.metadata.nbgrader["points"] for c in nb.cells
+    return {grade_id(c): c.metadata.nbgrader.get("points", 0) for c in nb.cells
             if c.metadata.get("nbgrader", {}).get("grade") and cell_type in (None, c.cell_type)}
 
 
@@ -321,7 +325,7 @@ def scores_of(root: Path, name: str, student: str) -> dict[str, float | None]:
 
 
 def autograde_one(root: Path, name: str, student: str, timeout: float) -> dict:
-    """Autograde one submission; never raises: failures come back with their reason."""
+    """Autograde one submission; the failures a submission can cause come back with their reason."""
     import nbformat
 
     row = {"student": student, "assignment": name, "score": 0.0, "auto_max": 0.0, "status": "ok", "reason": ""}
@@ -333,6 +337,10 @@ def autograde_one(root: Path, name: str, student: str, timeout: float) -> dict:
     except Exception as err:  # any unreadable file: grade it 0 and say why
         return {**row, "status": "failed", "reason": f"not a readable notebook ({type(err).__name__})"}
     deleted = sorted(set(grade_cells(source)) - set(grade_cells(submitted)))
+    released = nbformat.read(notebook_file("notebooks", name, root), as_version=4)
+    originals = {gid: {c.source for c in (source.cells + released.cells) if grade_id(c) == gid} for gid in tests}
+    edited = sorted(grade_id(c) for c in submitted.cells  # as released, or with its hidden tests
+                    if grade_id(c) in tests and c.source not in originals[grade_id(c)])
     try:
         result = nbgrader("autograde", name, "--student", student, "--create", "--force",
                           root=root, check=False, timeout=timeout)
@@ -346,6 +354,8 @@ def autograde_one(root: Path, name: str, student: str, timeout: float) -> dict:
     scores = scores_of(root, name, student)
     row["score"] = sum(scores.get(gid) or 0.0 for gid in tests)
     reasons = [f"grade cells deleted: {', '.join(deleted)} (0 points)"] if deleted else []
+    if edited:
+        reasons.append(f"test cells edited: {', '.join(edited)} (graded with the original tests)")
     if re.search(r"Timeout waiting|CellTimeoutError|timed out", result.stderr):
         reasons.append("a cell ran past the time limit and was interrupted")
     row["reason"] = "; ".join(reasons)
@@ -363,7 +373,11 @@ def autograde(names: list[str], root: Path = ROOT, students: list[str] | None = 
         for name in names:
             if notebook_file(f"autograder/submitted/{student}", name, root).is_file():
                 started = time.monotonic()
-                row = autograde_one(root, name, student, timeout)
+                try:
+                    row = autograde_one(root, name, student, timeout)
+                except Exception as err:  # whatever one submission does, the class goes on: record why
+                    row = {"student": student, "assignment": name, "score": 0.0, "auto_max": 0.0,
+                           "status": "failed", "reason": f"{type(err).__name__}: {err}"}
                 row["seconds"] = round(time.monotonic() - started, 1)
                 rows.append(row)
                 print(format_row(row), flush=True)

@@ -232,6 +232,7 @@ def test_broken_submissions_are_graded_with_a_reason_and_never_stop_the_others(g
     assert deleted["score"] == deleted["auto_max"] - 2  # the other tests still count
     loop = rows[("loop", "03_adamw")]
     assert loop["status"] == "ok" and "time limit" in loop["reason"]
+    assert "test cells edited: test_first_step" in loop["reason"]
     assert auto_scores(graded["root"], "03_adamw", "loop")["test_first_step"] == (1.0, 1)  # restored test cell
     assert len(rows) == 2 * len(NAMES) + 4
 
