@@ -66,7 +66,7 @@ def graded(tmp_path_factory):
             or setattr(cell(nb, "adamw"), "source", cell(nb, "adamw").source + "\nwhile True:\n    pass\n")))
     collected = course.collect(class_zip, root=root)
 
-    os.environ["MINBERT_CELL_TIMEOUT"] = "20"  # read by nbgrader_config.py in the nbgrader subprocesses
+    os.environ["MINBERT_CELL_TIMEOUT"] = "30"  # read by nbgrader_config.py in the nbgrader subprocesses
     try:
         rows = course.autograde(NAMES, root=root)
     finally:
