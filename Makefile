@@ -24,6 +24,7 @@ demo: setup
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/minbert demo
 	$(BIN)/minbert data fetch $(if $(SHARED_DATA),--mirror $(SHARED_DATA))
 	$(BIN)/minbert train --experiment best --preset quick --run-dir runs/demo-best-quick
+	$(COURSE) demo
 
 test: setup
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q

@@ -13,14 +13,17 @@ from minbert_lib.reference import compare_with_transformers
 def test_tiny_forward_backward_is_fast(tiny_config, tiny_batch):
     torch.manual_seed(0)
     model = BertModel(tiny_config)
-    start = time.perf_counter()
-    out = model(**tiny_batch)
-    (out.last_hidden_state.sum() + out.pooler_output.sum()).backward()
-    elapsed = time.perf_counter() - start
+    timings = []
+    for _ in range(3):  # the best of three, so that a busy machine does not fail the test
+        model.zero_grad()
+        start = time.perf_counter()
+        out = model(**tiny_batch)
+        (out.last_hidden_state.sum() + out.pooler_output.sum()).backward()
+        timings.append(time.perf_counter() - start)
     assert out.last_hidden_state.shape == (3, 7, tiny_config.hidden_size)
     assert out.pooler_output.shape == (3, tiny_config.hidden_size)
     assert all(p.grad is not None for p in model.parameters())
-    assert elapsed < 0.5
+    assert min(timings) < 0.25  # "well under a second"
 
 
 def test_sizes_come_from_the_config():
