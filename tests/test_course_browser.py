@@ -6,6 +6,7 @@ Needs Debian's chromium (`apt-get install chromium`, done by .ci/run) and playwr
 jupyterlab.png and formgrader.png.
 """
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -97,9 +98,16 @@ def test_a_released_notebook_opens_and_runs_a_cell(lab, browser):
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
     first_code = page.locator(".jp-Notebook .jp-CodeCell").first
     assert "from minbert_lib import checks" in first_code.inner_text()
-    first_code.locator(".jp-InputArea-editor").click()
-    page.keyboard.press("Shift+Enter")
-    expect(first_code.locator(".jp-InputPrompt")).to_have_text("[1]:", timeout=90_000)  # it ran
+    prompt = first_code.locator(".jp-InputPrompt")
+    for attempt in range(3):  # on a busy machine the page may still swallow the first key press
+        first_code.locator(".jp-InputArea-editor").click()
+        page.keyboard.press("Shift+Enter")
+        try:
+            expect(prompt).to_have_text(re.compile(r"\[\d+\]:"), timeout=40_000)  # it ran
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
     assert first_code.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count() == 0
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / "jupyterlab.png")
