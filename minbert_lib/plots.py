@@ -101,10 +101,11 @@ def ablation_figure(rows: list[dict]) -> plt.Figure:
     for index, (ax, (key, title)) in enumerate(zip(axes, ABLATION_METRICS)):
         kit = [row["kit"][key] if row["kit"] else np.nan for row in rows]
         sns.barplot(x=names, y=kit, ax=ax, color=sns.color_palette()[index])
-        report = [row["report"][index] if row["report"] else np.nan for row in rows]
-        ax.scatter(x, report, marker="_", s=400, color="black", zorder=3, label="report")
+        known = [(position, row["report"][index]) for position, row in zip(x, rows) if row["report"]]
+        if known:  # the report's value as a black tick over the kit's bar
+            ax.scatter(*zip(*known), marker="_", s=400, color="black", zorder=3, label="report")
+            ax.legend(loc="lower right")
         ax.set(title=f"{title} (dev)", ylim=(0, 1))
         ax.tick_params(axis="x", rotation=45)
-        ax.legend(loc="lower right")
     fig.tight_layout()
     return fig

@@ -143,3 +143,15 @@ def test_two_process_data_parallel_run_with_torchrun(tmp_path):
     assert settings["processes"] == 2
     assert (tmp_path / "run" / "best-dev-scores.json").exists()
     assert result.stdout.count("epoch 1: dev SST") == 1  # only process 0 reports
+
+
+def test_ablation_figure_and_table_without_report_numbers(tmp_path):
+    from minbert_lib.plots import ablation_figure, ablation_markdown
+
+    scores = {"sst_accuracy": 0.48, "quora_accuracy": 0.41, "sts_pearson": -0.05, "mean_score": 0.28}
+    rows = [{"name": "M0", "description": "BL", "report": None, "kit": scores, "minutes": 12.2},
+            {"name": "M8", "description": "BL+TM2", "report": None, "kit": None, "minutes": None}]
+    ablation_figure(rows).savefig(tmp_path / "table2.png")
+    table = ablation_markdown(rows)
+    assert "| M0 | BL | - | - | - | 0.480 | 0.410 | -0.050 | 0.280 | 12.2 |" in table
+    assert "| M8 | BL+TM2 | - | - | - | not run | not run | not run | - | - |" in table
