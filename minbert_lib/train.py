@@ -4,7 +4,7 @@
 
 A run folder holds:
     settings.json            what was trained (experiment, preset, seed, model)
-    history.json             per epoch: train losses, train-sample and dev metrics (rewritten every epoch)
+    history.json             per epoch: train losses, train-sample and dev(-sample) metrics (rewritten every epoch)
     last.pt                  everything needed to resume exactly (model, optimizer, data positions, RNG)
     best.pt, best-config.json  the encoder + heads with the best overall dev score, as a state_dict + JSON
     <task>-<split>-predictions.csv  dev and test predictions of the best model
@@ -294,6 +294,14 @@ def evaluate(model, datasets: dict, split: str, batch_size: int, device, use_bf1
     return {"scores": scores.as_dict(), "confusion": confusions}
 
 
+def fixed_sample(datasets: dict, split: str, size: int | None, seed: int) -> dict[str, list[int]] | None:
+    """Sorted indices of a seeded random sample of `size` examples of each task (None: all of them)."""
+    if size is None:
+        return None
+    rng = np.random.default_rng(seed)
+    return {t: sorted(rng.permutation(len(datasets[t][split]))[:size].tolist()) for t in EVAL_TASKS}
+
+
 # --- the run folder ---------------------------------------------------------------
 
 def write_json(path: Path, value) -> None:
@@ -358,9 +366,8 @@ def train(settings: TrainSettings) -> Path:
                for task in tasks}
     weights = (dataset_share_weights({t: len(datasets[t]["train"]) for t in tasks}) if experiment.reweight
                else {t: 1.0 for t in tasks})
-    rng = np.random.default_rng(settings.seed)
-    train_sample = {t: sorted(rng.permutation(len(datasets[t]["train"]))[:preset.train_eval_sample].tolist())
-                    for t in EVAL_TASKS}
+    train_sample = fixed_sample(datasets, "train", preset.train_eval_sample, settings.seed)
+    dev_sample = fixed_sample(datasets, "dev", preset.epoch_dev_sample, settings.seed)
 
     checkpoint_path = run_dir / "last.pt"
     history, best_score, start_epoch, mnr_loss = [], -float("inf"), 0, None
@@ -404,7 +411,7 @@ def train(settings: TrainSettings) -> Path:
         if not distributed.is_main_process():
             distributed.barrier()  # process 0 evaluates and writes the run folder
             continue
-        dev = evaluate(model, datasets, "dev", preset.batch_size, device, use_bf16)
+        dev = evaluate(model, datasets, "dev", preset.batch_size, device, use_bf16, dev_sample)
         train_eval = evaluate(model, datasets, "train", preset.batch_size, device, use_bf16, train_sample)
         record = {"epoch": epoch + 1, "train_loss": {t: sums[t] / max(steps, 1) for t in tasks},
                   "train": train_eval["scores"], "dev": dev["scores"], "seconds": time.perf_counter() - started}
@@ -436,7 +443,7 @@ def train(settings: TrainSettings) -> Path:
 
 
 def finish(run_dir: Path, model, datasets, preset: Preset, device, use_bf16: bool) -> None:
-    """Reload the best model; write its dev and test predictions, confusion matrices and plots."""
+    """Reload the best model; score it on all of dev; write predictions, confusion matrices and plots."""
     from minbert_lib.plots import plot_run
 
     state = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)

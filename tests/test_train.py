@@ -155,3 +155,15 @@ def test_ablation_figure_and_table_without_report_numbers(tmp_path):
     table = ablation_markdown(rows)
     assert "| M0 | BL | - | - | - | 0.480 | 0.410 | -0.050 | 0.280 | 12.2 |" in table
     assert "| M8 | BL+TM2 | - | - | - | not run | not run | not run | - | - |" in table
+
+
+def test_fixed_samples_are_seeded_sorted_and_optional():
+    from minbert_lib.train import fixed_sample
+
+    datasets = {task: {"dev": list(range(size))} for task, size in (("sst", 50), ("quora", 500), ("sts", 5))}
+    sample = fixed_sample(datasets, "dev", 20, seed=0)
+    assert sample == fixed_sample(datasets, "dev", 20, seed=0)
+    assert [len(sample[t]) for t in ("sst", "quora", "sts")] == [20, 20, 5]  # never more than the split has
+    assert all(indices == sorted(set(indices)) for indices in sample.values())
+    assert sample != fixed_sample(datasets, "dev", 20, seed=1)
+    assert fixed_sample(datasets, "dev", None, seed=0) is None
