@@ -278,12 +278,14 @@ def predict(model: MultitaskBert, task: str, dataset: TaskDataset, batch_size: i
 
 def evaluate(model, datasets: dict, split: str, batch_size: int, device, use_bf16: bool,
              sample: dict[str, list[int]] | None = None) -> dict:
-    """Metrics of every task on a split (or on fixed samples of it), plus the overall scores."""
-    metrics, confusions = {}, {}
+    """Metrics of every task on a split (or on fixed samples of it), the overall scores,
+    confusion matrices, and the predictions themselves ({task: (ids, predictions)})."""
+    metrics, confusions, predictions = {}, {}, {}
     for task in EVAL_TASKS:
         dataset = datasets[task][split]
         indices = sample[task] if sample else None
         ids, predicted = predict(model, task, dataset, batch_size, device, use_bf16, indices)
+        predictions[task] = (ids, predicted)
         gold_by_id = dict(zip(dataset.ids, dataset.labels))
         gold = [gold_by_id[i] for i in ids]
         metrics[task] = task_metrics(task, gold, predicted)
@@ -291,7 +293,7 @@ def evaluate(model, datasets: dict, split: str, batch_size: int, device, use_bf1
             confusions[task] = confusion_matrix(gold, predicted, 5 if task == "sst" else 2).tolist()
     scores = MultitaskScores(metrics["sst"]["accuracy"], metrics["sst"]["macro_f1"],
                              metrics["quora"]["accuracy"], metrics["sts"]["pearson"])
-    return {"scores": scores.as_dict(), "confusion": confusions}
+    return {"scores": scores.as_dict(), "confusion": confusions, "predictions": predictions}
 
 
 def fixed_sample(datasets: dict, split: str, size: int | None, seed: int) -> dict[str, list[int]] | None:
@@ -448,14 +450,12 @@ def finish(run_dir: Path, model, datasets, preset: Preset, device, use_bf16: boo
 
     state = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"])
-    for task in EVAL_TASKS:
-        for split in ("dev", "test"):
-            dataset = datasets[task][split]
-            if dataset is None:
-                continue
-            ids, predictions = predict(model, task, dataset, preset.batch_size, device, use_bf16)
-            write_predictions(run_dir / prediction_filename(task, split), ids, predictions)
     dev = evaluate(model, datasets, "dev", preset.batch_size, device, use_bf16)
+    for task in EVAL_TASKS:
+        write_predictions(run_dir / prediction_filename(task, "dev"), *dev["predictions"][task])
+        if datasets[task]["test"] is not None:
+            ids, predictions = predict(model, task, datasets[task]["test"], preset.batch_size, device, use_bf16)
+            write_predictions(run_dir / prediction_filename(task, "test"), ids, predictions)
     write_json(run_dir / "confusion.json", dev["confusion"])
     write_json(run_dir / "best-dev-scores.json", dev["scores"])
     plot_run(run_dir)
