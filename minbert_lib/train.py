@@ -193,15 +193,20 @@ def make_optimizer(model: MultitaskBert, lr: float, layerwise_decay: float = 1.0
 
 # --- one step, and evaluation ---------------------------------------------------
 
+def paraphrase_logits(model: MultitaskBert, batch: dict) -> torch.Tensor:
+    """Bi-encoded batches carry the two questions apart ("a", "b"); cross-encoded ones as one sequence."""
+    if "a" in batch:
+        return model.paraphrase_logits(batch["a"], batch["b"])
+    return model.paraphrase_logits(pair=batch)
+
+
 def task_loss(model: MultitaskBert, task: str, batch: dict, experiment: Experiment) -> torch.Tensor:
     """The loss of one task on one batch (heads return logits or raw scores; see losses.py)."""
     labels = batch["labels"]
     if task == "sst":
         return TASK_LOSSES["sst"](model.sentiment_logits(batch), labels)
     if task == "quora":
-        if "a" in batch:
-            return TASK_LOSSES["quora"](model.paraphrase_logits(batch["a"], batch["b"]), labels)
-        return TASK_LOSSES["quora"](model.paraphrase_logits(pair=batch), labels)
+        return TASK_LOSSES["quora"](paraphrase_logits(model, batch), labels)
     scores = model.similarity_scores(batch["a"], batch["b"])
     if experiment.similarity_loss == "cosent":
         return cosent_loss(scores, labels)
@@ -255,8 +260,7 @@ def predict_batch(model: MultitaskBert, task: str, batch: dict) -> torch.Tensor:
     if task == "sst":
         return model.sentiment_logits(batch).argmax(-1)
     if task == "quora":
-        logits = model.paraphrase_logits(batch["a"], batch["b"]) if "a" in batch else model.paraphrase_logits(pair=batch)
-        return (logits > 0).long()  # sigmoid(logit) > 0.5
+        return (paraphrase_logits(model, batch) > 0).long()  # sigmoid(logit) > 0.5
     return model.similarity_scores(batch["a"], batch["b"]).float().clamp(0.0, 5.0)
 
 

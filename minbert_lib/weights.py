@@ -25,37 +25,48 @@ DEFAULT_HUB_URL = "https://huggingface.co"
 BERT_BASE_FILES = ("config.json", "vocab.txt", "model.safetensors")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
-# Hugging Face BERT parameter names -> the kit's names. Applied in order, first match wins.
-HF_TO_KIT = [
-    (r"^embeddings\.LayerNorm\.", "embeddings.layer_norm."),
-    (r"^embeddings\.(word|position|token_type)_embeddings\.", r"embeddings.\1_embeddings."),
-    (r"^encoder\.layer\.(\d+)\.attention\.self\.(query|key|value)\.", r"layers.\1.attention.\2."),
-    (r"^encoder\.layer\.(\d+)\.attention\.output\.dense\.", r"layers.\1.attention.output."),
-    (r"^encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.", r"layers.\1.attention_norm."),
-    (r"^encoder\.layer\.(\d+)\.intermediate\.dense\.", r"layers.\1.feed_forward.up."),
-    (r"^encoder\.layer\.(\d+)\.output\.dense\.", r"layers.\1.feed_forward.down."),
-    (r"^encoder\.layer\.(\d+)\.output\.LayerNorm\.", r"layers.\1.ffn_norm."),
-    (r"^pooler\.dense\.", "pooler.dense."),
+# Hugging Face BERT parameter-name prefixes and the kit's, side by side: "{n}" is a layer number,
+# "{proj}" one of query / key / value. The one table serves both directions.
+NAME_PAIRS = [
+    ("embeddings.word_embeddings.", "embeddings.word_embeddings."),
+    ("embeddings.position_embeddings.", "embeddings.position_embeddings."),
+    ("embeddings.token_type_embeddings.", "embeddings.token_type_embeddings."),
+    ("embeddings.LayerNorm.", "embeddings.layer_norm."),
+    ("encoder.layer.{n}.attention.self.{proj}.", "layers.{n}.attention.{proj}."),
+    ("encoder.layer.{n}.attention.output.dense.", "layers.{n}.attention.output."),
+    ("encoder.layer.{n}.attention.output.LayerNorm.", "layers.{n}.attention_norm."),
+    ("encoder.layer.{n}.intermediate.dense.", "layers.{n}.feed_forward.up."),
+    ("encoder.layer.{n}.output.dense.", "layers.{n}.feed_forward.down."),
+    ("encoder.layer.{n}.output.LayerNorm.", "layers.{n}.ffn_norm."),
+    ("pooler.dense.", "pooler.dense."),
 ]
+PLACEHOLDERS = {"n": r"(?P<n>\d+)", "proj": r"(?P<proj>query|key|value)"}
+
+
+def _prefix_pattern(template: str) -> re.Pattern:
+    """'encoder.layer.{n}.' -> a regex matching that prefix, capturing the placeholders."""
+    pattern = re.escape(template)
+    for name, group in PLACEHOLDERS.items():
+        pattern = pattern.replace(re.escape("{" + name + "}"), group)
+    return re.compile(pattern)
+
+
+def _rename(name: str, direction: int) -> str | None:
+    """Rename by the first matching pair (direction 0: HF -> kit, 1: kit -> HF); None if none matches."""
+    for pair in NAME_PAIRS:
+        match = _prefix_pattern(pair[direction]).match(name)
+        if match:
+            return pair[1 - direction].format(**match.groupdict()) + name[match.end():]
+    return None
+
+
 # Entries of a checkpoint that are not parameters of the encoder: buffers and pre-training heads.
 IGNORED = re.compile(r"(^|\.)position_ids$|^cls\.|^lm_head\.")
 
 
 def kit_to_hf_name(kit_name: str) -> str:
     """The Hugging Face name of a kit parameter (for error messages)."""
-    inverse = [
-        (r"^embeddings\.layer_norm\.", "embeddings.LayerNorm."),
-        (r"^layers\.(\d+)\.attention\.(query|key|value)\.", r"encoder.layer.\1.attention.self.\2."),
-        (r"^layers\.(\d+)\.attention\.output\.", r"encoder.layer.\1.attention.output.dense."),
-        (r"^layers\.(\d+)\.attention_norm\.", r"encoder.layer.\1.attention.output.LayerNorm."),
-        (r"^layers\.(\d+)\.feed_forward\.up\.", r"encoder.layer.\1.intermediate.dense."),
-        (r"^layers\.(\d+)\.feed_forward\.down\.", r"encoder.layer.\1.output.dense."),
-        (r"^layers\.(\d+)\.ffn_norm\.", r"encoder.layer.\1.output.LayerNorm."),
-    ]
-    for pattern, replacement in inverse:
-        if re.match(pattern, kit_name):
-            return re.sub(pattern, replacement, kit_name)
-    return kit_name
+    return _rename(kit_name, 1) or kit_name
 
 
 def resolve_model_dir(name_or_path: str | Path) -> Path:
@@ -128,12 +139,11 @@ def convert_hf_state_dict(hf_state: dict[str, torch.Tensor]) -> tuple[dict[str, 
         name = re.sub(r"\.gamma$", ".weight", re.sub(r"\.beta$", ".bias", name))  # old TF names
         if IGNORED.search(name):
             continue
-        for pattern, replacement in HF_TO_KIT:
-            if re.match(pattern, name):
-                converted[re.sub(pattern, replacement, name)] = tensor
-                break
-        else:
+        kit_name = _rename(name, 0)
+        if kit_name is None:
             unmatched.append(name)
+        else:
+            converted[kit_name] = tensor
     return converted, unmatched
 
 
