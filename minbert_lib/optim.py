@@ -58,7 +58,7 @@ class AdamW(Optimizer):
 
                 if group["bias_correction"]:
                     step_size = lr / (1.0 - beta1 ** t)
-                    denom = (v.sqrt() / math.sqrt(1.0 - beta2 ** t)).add_(eps)
+                    denom = v.sqrt().div_(math.sqrt(1.0 - beta2 ** t)).add_(eps)
                 else:
                     step_size = lr
                     denom = v.sqrt().add_(eps)

@@ -34,6 +34,14 @@ def test_matches_torch_adamw_over_200_steps(weight_decay):
     assert (ours - theirs).abs().max().item() <= 1e-6
 
 
+def test_the_trainers_fused_adamw_takes_the_same_steps_as_the_kits():
+    """The trainer's fast path (torch's fused AdamW) must not change what is learned."""
+    kwargs = dict(lr=1e-2, weight_decay=0.01)
+    ours = train(lambda params: AdamW(params, **kwargs))
+    fused = train(lambda params: torch.optim.AdamW(params, fused=True, **kwargs))
+    assert (ours - fused).abs().max().item() <= 1e-6
+
+
 def test_differs_from_adam_with_l2():
     ours = train(lambda params: AdamW(params, lr=1e-2, weight_decay=0.1))
     l2 = train(lambda params: torch.optim.Adam(params, lr=1e-2, weight_decay=0.1))
