@@ -3,11 +3,13 @@
     python autograder/course.py release [ASSIGNMENT ...]   build solutions/*.ipynb, regenerate notebooks/
     python autograder/course.py lint                        check the nbgrader metadata of the sources
     python autograder/course.py validate NOTEBOOK ...       run a notebook's tests; exit 1 when one fails
-    python autograder/course.py collect FOLDER_OR_ZIP       copy submissions into autograder/submitted/
-    python autograder/course.py autograde [ASSIGNMENT ...]  grade the whole class, one submission at a time
+    python autograder/course.py collect FOLDER_OR_ZIP [A]   copy submissions into autograder/submitted/
+    python autograder/course.py autograde [ASSIGNMENT ...]  grade the class, each submission sandboxed; resumable
     python autograder/course.py feedback [ASSIGNMENT ...]   HTML feedback without hidden tests
     python autograder/course.py export [--to FILE]          grades as CSV
     python autograder/course.py demo                        autograde the solutions and the release, in a temp copy
+
+`--course DIR` (before the command) works on another copy of the course.
 
 Each notebook is written as a jupytext percent-format source, `solutions/<a>/<a>.pct.py`,
 whose cell headers carry a short nbgrader role that `build` expands:
@@ -19,19 +21,24 @@ whose cell headers carry a short nbgrader role that `build` expands:
 from __future__ import annotations
 
 import argparse
+import ctypes
+import hashlib
+import html
 import json
 import os
 import re
 import shutil
+import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
+import warnings
 import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-AUTOGRADER = Path(__file__).resolve().parent
 SOURCE_SUFFIX = ".pct.py"
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ROLES = {
@@ -52,6 +59,21 @@ def assignments(root: Path = ROOT) -> list[str]:
     return sorted(p.parent.name for p in (root / "solutions").glob(f"*/*{SOURCE_SUFFIX}"))
 
 
+def check_course(root: Path) -> None:
+    """A CourseError unless `root` holds a course: solutions/ and autograder/nbgrader_config.py."""
+    if not (root / "solutions").is_dir() or not (root / "autograder" / "nbgrader_config.py").is_file():
+        raise CourseError(f"{root}: not a course folder (no solutions/ or autograder/nbgrader_config.py); "
+                          "pass --course with the folder that holds them")
+
+
+def check_assignments(names: list[str], root: Path) -> None:
+    """A CourseError naming the first of `names` that is not an assignment of the course."""
+    known = assignments(root)
+    for name in names:
+        if name not in known:
+            raise CourseError(f"unknown assignment {name!r}: the course has {', '.join(known) or 'none'}")
+
+
 def source_file(assignment: str, root: Path = ROOT) -> Path:
     return root / "solutions" / assignment / f"{assignment}{SOURCE_SUFFIX}"
 
@@ -60,15 +82,34 @@ def notebook_file(folder: str, assignment: str, root: Path = ROOT) -> Path:
     return root / folder / assignment / f"{assignment}.ipynb"
 
 
-def nbgrader(*args: str, root: Path = ROOT, check: bool = True, timeout: float | None = None):
-    """Run `nbgrader ARGS` from the autograder folder, with the environment's bin/ on PATH."""
+def nbgrader(*args: str, root: Path = ROOT, check: bool = True, timeout: float | None = None,
+             env: dict[str, str] | None = None):
+    """Run `nbgrader ARGS` from the autograder folder, with the environment's bin/ on PATH.
+
+    nbgrader runs in its own session, without our terminal, and dies with this process; on a
+    timeout its whole process group (kernel included) is killed and TimeoutExpired raised.
+    """
     bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
-    result = subprocess.run([str(bin_dir / "nbgrader"), *args], cwd=root / "autograder", env=env,
-                            capture_output=True, text=True, timeout=timeout)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", **(env or {})}
+    with subprocess.Popen([str(bin_dir / "nbgrader"), *args], cwd=root / "autograder", env=env, text=True,
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          start_new_session=True, preexec_fn=die_with_parent) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise
+    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     if check and result.returncode != 0:
         raise CourseError(f"nbgrader {' '.join(args)} failed: {last_error_line(result.stderr)}")
     return result
+
+
+def die_with_parent() -> None:
+    """In a child process: get SIGKILL when the parent dies (Linux), so a killed grader leaves nothing running."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def last_error_line(log: str) -> str:
@@ -268,8 +309,17 @@ def safe_zip_members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
     return archive.infolist()
 
 
+MAX_EXTRA_FILE = 20 * 2**20  # bytes: larger files beside a notebook are not collected
+
+
 def collect(source: Path, root: Path = ROOT, names: list[str] | None = None) -> list[str]:
-    """Copy <student>/**/<assignment>.ipynb from a folder or zip into autograder/submitted/."""
+    """Copy <student>/**/<assignment>.ipynb and the files beside it into autograder/submitted/.
+
+    A notebook renamed by a download or a copy (`03_adamw (1).ipynb`, `03_adamw-Copy1.ipynb`)
+    is taken when the exact name is missing. When one assignment is collected, a student
+    folder without its notebook is recorded as a missing submission (graded 0). Symbolic
+    links are never followed.
+    """
     names = names or assignments(root)
     if zipfile.is_zipfile(source):
         staging = root / "autograder" / ".collect"
@@ -285,20 +335,44 @@ def collect(source: Path, root: Path = ROOT, names: list[str] | None = None) -> 
     collected = []
     for student_dir in sorted(p for p in source.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))):
         student = student_dir.name
+        if student_dir.is_symlink():
+            print(f"skipped {student_dir}: a symbolic link")
+            continue
         if not STUDENT_ID.match(student):
             print(f"skipped {student_dir}: {student!r} is not a valid student id (letters, digits, _ . -)")
             continue
-        for name in names:
-            found = sorted(p for p in student_dir.rglob(f"{name}.ipynb") if ".ipynb_checkpoints" not in p.parts)
-            if not found:
+        found = {name: find_notebook(student_dir, name) for name in names}
+        if not any(found.values()):
+            if len(names) > 1:
+                print(f"skipped {student_dir}: no notebook of {', '.join(names)}")
                 continue
-            target = notebook_file(f"autograder/submitted/{student}", name, root)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(found[0], target)
-            (target.parent / "timestamp.txt").write_text(time.strftime("%Y-%m-%d %H:%M:%S UTC\n", time.gmtime()))
+            print(f"{student}: no {names[0]}.ipynb in the submission: recorded as missing")
+        for name, notebook in found.items():
+            if notebook is None and len(names) > 1:
+                continue
+            target = root / "autograder" / "submitted" / student / name
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir(parents=True)
+            if notebook is not None:
+                if notebook.name != f"{name}.ipynb":
+                    print(f"{student}: collected {notebook.name} as {name}.ipynb")
+                shutil.copyfile(notebook, target / f"{name}.ipynb")
+                for extra in sorted(notebook.parent.iterdir()):
+                    if extra.suffix != ".ipynb" and extra.is_file() and not extra.is_symlink() \
+                            and extra.stat().st_size <= MAX_EXTRA_FILE:
+                        shutil.copyfile(extra, target / extra.name)
+            (target / "timestamp.txt").write_text(time.strftime("%Y-%m-%d %H:%M:%S UTC\n", time.gmtime()))
             collected.append(f"{student}/{name}")
     print(f"collected {len(collected)} submission(s): {', '.join(collected) or 'none'}")
     return collected
+
+
+def find_notebook(student_dir: Path, name: str) -> Path | None:
+    """The student's notebook of an assignment: the exact name, else a renamed copy; never a link."""
+    notebooks = sorted(p for p in student_dir.rglob(f"{name}*.ipynb")  # rglob enters no linked folder
+                       if ".ipynb_checkpoints" not in p.parts and p.is_file() and not p.is_symlink())
+    exact = [p for p in notebooks if p.name == f"{name}.ipynb"]
+    return (exact or notebooks or [None])[0]
 
 
 # --- autograde -------------------------------------------------------------------------------
@@ -313,78 +387,212 @@ def grade_cells(nb, cell_type: str | None = None) -> dict[str, float]:
             if c.metadata.get("nbgrader", {}).get("grade") and cell_type in (None, c.cell_type)}
 
 
+def db_url(root: Path) -> str:
+    return "sqlite:///" + str(root / "autograder" / "gradebook.db")
+
+
 def scores_of(root: Path, name: str, student: str) -> dict[str, float | None]:
     """grade_id -> score (auto or manual; None while ungraded) of one autograded submission."""
     from nbgrader.api import Gradebook
 
-    db_url = "sqlite:///" + str(root / "autograder" / "gradebook.db")
-    with Gradebook(db_url) as gradebook:
+    with Gradebook(db_url(root)) as gradebook:
         notebook = gradebook.find_submission_notebook(name, name, student)
         return {grade.name: grade.score if (grade.auto_score is not None or grade.manual_score is not None)
                 else None for grade in notebook.grades}
 
 
-def autograde_one(root: Path, name: str, student: str, timeout: float) -> dict:
-    """Autograde one submission; the failures a submission can cause come back with their reason."""
-    import nbformat
+def record_zero(root: Path, name: str, student: str) -> None:
+    """Grade a submission that could not run 0 on every cell, in the gradebook, as nbgrader does for a missing notebook."""
+    from nbgrader.api import Gradebook
 
-    row = {"student": student, "assignment": name, "score": 0.0, "auto_max": 0.0, "status": "ok", "reason": ""}
-    source = nbformat.read(notebook_file("solutions", name, root), as_version=4)
+    with Gradebook(db_url(root)) as gradebook, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nbgrader's own SQLAlchemy warnings when it adds a submission
+        gradebook.update_or_create_student(student)
+        for notebook in gradebook.update_or_create_submission(name, student).notebooks:
+            for grade in notebook.grades:
+                grade.auto_score, grade.manual_score, grade.needs_manual_grade = 0, None, False
+        gradebook.db.commit()
+    shutil.rmtree(root / "autograder" / "autograded" / student / name, ignore_errors=True)
+
+
+def review(source, released, submitted) -> tuple[list[str], list[str]]:
+    """What a grader should know about a readable submission: (notes, flags for a human to check)."""
     tests = grade_cells(source, "code")
-    row["auto_max"] = sum(tests.values())
-    try:
-        submitted = nbformat.read(notebook_file(f"autograder/submitted/{student}", name, root), as_version=4)
-    except Exception as err:  # any unreadable file: grade it 0 and say why
-        return {**row, "status": "failed", "reason": f"not a readable notebook ({type(err).__name__})"}
+    notes = []
     deleted = sorted(set(grade_cells(source)) - set(grade_cells(submitted)))
-    released = nbformat.read(notebook_file("notebooks", name, root), as_version=4)
+    if deleted:
+        notes.append(f"grade cells deleted: {', '.join(deleted)} (0 points)")
+    solutions = {grade_id(c) for c in source.cells if c.metadata.get("nbgrader", {}).get("solution")}
+    missing = sorted(solutions - {grade_id(c) for c in submitted.cells} - set(deleted))
+    if missing:
+        notes.append(f"solution cells deleted: {', '.join(missing)}")
     originals = {gid: {c.source for c in (source.cells + released.cells) if grade_id(c) == gid} for gid in tests}
     edited = sorted(grade_id(c) for c in submitted.cells  # as released, or with its hidden tests
                     if grade_id(c) in tests and c.source not in originals[grade_id(c)])
+    if edited:
+        notes.append(f"test cells edited: {', '.join(edited)} (graded with the original tests)")
+    given = {line.strip() for c in released.cells for line in c.source.splitlines()}
+    own = sorted({line.strip() for c in submitted.cells if c.cell_type == "code" and grade_id(c) not in tests
+                  for line in c.source.splitlines() if "minbert_lib" in line and line.strip() not in given})
+    flags = [f"uses the reference library in its own code ({own[0]}): check by hand that the work "
+             "is the student's"] if own else []
+    return notes, flags
+
+
+def sandbox_args(tmp: Path, limits) -> tuple[list[str], dict[str, str]]:
+    """nbgrader options and environment that run the kernel in the sandbox (see sandbox.py)."""
+    import sandbox
+
+    sandbox.write_kernelspec(tmp, limits)
+    run = tmp / "run"  # the connection file and the kernel's Unix sockets
+    run.mkdir()
+    args = [f"--Execute.kernel_name={sandbox.KERNEL_NAME}", "--KernelManager.transport=ipc",
+            f"--KernelManager.ip={run / 'kernel'}", f"--KernelManager.connection_file={run / 'kernel.json'}"]
+    return args, {"JUPYTER_PATH": os.pathsep.join(filter(None, [str(tmp), os.environ.get("JUPYTER_PATH")]))}
+
+
+def autograde_one(root: Path, name: str, student: str, timeout: float, limits=None,
+                  cell_timeout: int | None = None) -> dict:
+    """Autograde one submission (in the sandbox when `limits` are given); failures come back with their reason."""
+    import nbformat
+
+    row = {"student": student, "assignment": name, "score": 0.0, "auto_max": 0.0, "status": "ok", "reason": "",
+           "sandboxed": limits is not None}
+    source = nbformat.read(notebook_file("solutions", name, root), as_version=4)
+    tests = grade_cells(source, "code")
+    row["auto_max"] = sum(tests.values())
+    path = notebook_file(f"autograder/submitted/{student}", name, root)
+    if not path.is_file():
+        return failed(root, row, f"no {name}.ipynb in the submission")
     try:
-        result = nbgrader("autograde", name, "--student", student, "--create", "--force",
-                          root=root, check=False, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {**row, "status": "failed", "reason": f"autograding took over {timeout:.0f} s"}
-    if "DeadKernelError" in result.stderr:
-        return {**row, "status": "failed", "reason": "the kernel died while running the notebook "
-                                                    "(it crashed Python or ran out of memory): graded 0"}
+        submitted = nbformat.read(path, as_version=4)
+        notes, flags = review(source, nbformat.read(notebook_file("notebooks", name, root), as_version=4),
+                              submitted)
+    except Exception as err:  # any unreadable file: grade it 0 and say why
+        return failed(root, row, f"not a readable notebook ({type(err).__name__})")
+    args = ["autograde", name, "--student", student, "--create", "--force"]
+    if cell_timeout:
+        args.append(f"--Execute.timeout={cell_timeout}")
+    with tempfile.TemporaryDirectory(prefix="minbert-grade-") as tmp:
+        extra, env = sandbox_args(Path(tmp), limits) if limits else ([], {})
+        try:
+            result = nbgrader(*args, *extra, root=root, check=False, timeout=timeout, env=env)
+        except subprocess.TimeoutExpired:
+            return failed(root, row, f"grading took over {timeout:.0f} s and was stopped")
+    if "before replying to kernel_info" in result.stderr:  # no student code ran: the grader's problem
+        return {**row, "status": "error", "reason": f"the kernel did not start: {last_error_line(result.stderr)}"}
+    if "DeadKernelError" in result.stderr or "Kernel died" in result.stderr:
+        return failed(root, row, "the kernel died while running the notebook (it crashed Python, "
+                                 "ran out of memory or CPU time)")
     if result.returncode != 0:
-        return {**row, "status": "failed", "reason": last_error_line(result.stderr)}
+        return failed(root, row, last_error_line(result.stderr))
     scores = scores_of(root, name, student)
     row["score"] = sum(scores.get(gid) or 0.0 for gid in tests)
-    reasons = [f"grade cells deleted: {', '.join(deleted)} (0 points)"] if deleted else []
-    if edited:
-        reasons.append(f"test cells edited: {', '.join(edited)} (graded with the original tests)")
     if re.search(r"Timeout waiting|CellTimeoutError|timed out", result.stderr):
-        reasons.append("a cell ran past the time limit and was interrupted")
-    row["reason"] = "; ".join(reasons)
+        notes.append("a cell ran past the time limit and was interrupted")
+    row["reason"] = "; ".join(notes + flags)
+    row["status"] = "flagged" if flags else "ok"
     return row
 
 
-def autograde(names: list[str], root: Path = ROOT, students: list[str] | None = None,
-              timeout: float = 600) -> list[dict]:
-    """Grade every collected submission; print a table; one broken submission never stops the rest."""
+def failed(root: Path, row: dict, reason: str) -> dict:
+    """A submission graded 0 for `reason`, in the row and in the gradebook."""
+    record_zero(root, row["assignment"], row["student"])
+    return {**row, "status": "failed", "reason": reason}
+
+
+def result_file(root: Path, name: str, student: str) -> Path:
+    return root / "autograder" / "results" / student / f"{name}.json"
+
+
+def submission_digest(root: Path, name: str, student: str) -> str:
+    """A hash of a collected submission's files (not its timestamp): it changes when the student resubmits."""
+    folder = root / "autograder" / "submitted" / student / name
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "timestamp.txt"):
+        digest.update(f"{path.relative_to(folder)}\0".encode() + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def graded_before(root: Path, name: str, student: str) -> dict | None:
+    """The stored result of a submission, unless it was resubmitted since."""
+    try:
+        row = json.loads(result_file(root, name, student).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return row if row.get("digest") == submission_digest(root, name, student) else None
+
+
+def save_result(root: Path, row: dict) -> None:
+    """Store one submission's result, atomically: a killed grader leaves a whole file or none."""
+    path = result_file(root, row["assignment"], row["student"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(row, indent=1) + "\n", encoding="utf-8")
+    os.replace(partial, path)
+
+
+def sandbox_limits(require: bool):
+    """The sandbox's limits, or None with a loud warning where it cannot run (a CourseError if `require`)."""
+    import sandbox
+
+    problem = sandbox.problem()
+    if problem is None:
+        return sandbox.Limits()
+    if require:
+        raise CourseError(f"cannot sandbox student code: {problem}; install bubblewrap "
+                          "(apt-get install bubblewrap) or grade without --require-sandbox")
+    print(f"\n{'!' * 88}\nWARNING: student code runs NOT SANDBOXED ({problem}): it can read and write "
+          "your files,\nuse the network and exhaust the machine. Install bubblewrap (apt-get install "
+          f"bubblewrap),\nor pass --require-sandbox to refuse to grade without it.\n{'!' * 88}\n",
+          file=sys.stderr, flush=True)
+    return None
+
+
+def autograde(names: list[str], root: Path = ROOT, students: list[str] | None = None, timeout: float = 600,
+              require_sandbox: bool = False, cell_timeout: int | None = None, regrade: bool = False) -> list[dict]:
+    """Grade every collected submission, one at a time, and print a table and a summary.
+
+    One broken submission never stops the rest. Each result is stored as soon as it is known,
+    so a killed run, started again, grades only what is left (and what was resubmitted since);
+    `regrade` grades everything again.
+    """
+    limits = sandbox_limits(require_sandbox)
     submitted = root / "autograder" / "submitted"
     if not students:
         students = sorted(p.name for p in submitted.iterdir() if p.is_dir()) if submitted.is_dir() else []
-    rows = []
+    rows, skipped = [], 0
     for student in students:
         for name in names:
-            if notebook_file(f"autograder/submitted/{student}", name, root).is_file():
-                started = time.monotonic()
-                try:
-                    row = autograde_one(root, name, student, timeout)
-                except Exception as err:  # whatever one submission does, the class goes on: record why
-                    row = {"student": student, "assignment": name, "score": 0.0, "auto_max": 0.0,
-                           "status": "failed", "reason": f"{type(err).__name__}: {err}"}
-                row["seconds"] = round(time.monotonic() - started, 1)
+            if not (submitted / student / name).is_dir():
+                continue
+            row = None if regrade else graded_before(root, name, student)
+            if row is not None:
+                skipped += 1
+                print(format_row(row) + "  (graded before)", flush=True)
                 rows.append(row)
-                print(format_row(row), flush=True)
-    failed = [r for r in rows if r["status"] != "ok"]
-    print(f"autograded {len(rows)} submission(s); {len(failed)} failed"
-          + "".join(f"\n  {r['student']}/{r['assignment']}: {r['reason']}" for r in failed))
+                continue
+            digest, started = submission_digest(root, name, student), time.monotonic()
+            try:
+                row = autograde_one(root, name, student, timeout, limits, cell_timeout)
+            except Exception as err:  # whatever one submission does, the class goes on: record why
+                row = {"student": student, "assignment": name, "score": 0.0, "auto_max": 0.0,
+                       "status": "error", "reason": f"{type(err).__name__}: {err}"}
+            row.update(seconds=round(time.monotonic() - started, 1), digest=digest)
+            if row["status"] != "error":  # a grader error is retried by the next run
+                save_result(root, row)
+            rows.append(row)
+            print(format_row(row), flush=True)
+    print(summary(rows, skipped))
     return rows
+
+
+def summary(rows: list[dict], skipped: int) -> str:
+    """How many were graded, and every submission that failed or needs a look, with its reason."""
+    bad = [r for r in rows if r["status"] != "ok"]
+    counts = ", ".join(f"{sum(r['status'] == s for r in rows)} {s}" for s in ("failed", "flagged", "error"))
+    return (f"autograded {len(rows)} submission(s) ({skipped} graded before, not regraded); {counts}"
+            + "".join(f"\n  {r['student']}/{r['assignment']}: {r['status']}: {r['reason']}" for r in bad))
 
 
 def format_row(row: dict) -> str:
@@ -397,18 +605,49 @@ def format_row(row: dict) -> str:
 # --- feedback and export -----------------------------------------------------------------------
 
 def feedback(names: list[str], root: Path = ROOT) -> None:
-    """HTML feedback for every autograded submission, then a check that nothing hidden leaked."""
-    import html
+    """HTML feedback for every graded submission, with the grader's notes, then a check that nothing hidden leaked.
 
+    nbgrader writes the pages of the notebooks it ran; a submission that could not run (not a
+    notebook, a dead kernel, ...) gets a short page with its score and the reason.
+    """
     for name in names:
-        nbgrader("generate_feedback", name, "--force", root=root)
+        rows = [json.loads(p.read_text(encoding="utf-8"))
+                for p in sorted((root / "autograder" / "results").glob(f"*/{name}.json"))]
+        if any((root / "autograder" / "autograded").glob(f"*/{name}/{name}.ipynb")):
+            nbgrader("generate_feedback", name, "--force", root=root)
+        for row in rows:
+            page = root / "autograder" / "feedback" / row["student"] / name / f"{name}.html"
+            if not notebook_file(f"autograder/autograded/{row['student']}", name, root).is_file():
+                page.parent.mkdir(parents=True, exist_ok=True)
+                page.write_text(failure_page(row), encoding="utf-8")
+            elif row["reason"]:
+                text = page.read_text(encoding="utf-8")
+                body = re.search(r"<body[^>]*>", text)
+                page.write_text(text[:body.end()] + notes_box(row) + text[body.end():], encoding="utf-8")
         hidden = secret_lines(root, name, kinds=("HIDDEN TESTS",))
         for page in (root / "autograder" / "feedback").glob(f"*/{name}/*.html"):
-            text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text(encoding="utf-8")))
-            shown = leaks(text, hidden)
+            shown = sorted(line for line in hidden if line in page_text(page))
             if shown:
                 raise CourseError(f"{page}: the feedback shows the hidden test line {shown[0]!r}")
     print(f"feedback in {root / 'autograder' / 'feedback'}")
+
+
+def page_text(page: Path) -> str:
+    """What a feedback page shows, without its HTML."""
+    return html.unescape(re.sub(r"<[^>]+>", "", page.read_text(encoding="utf-8")))
+
+
+def notes_box(row: dict) -> str:
+    items = "".join(f"<li>{html.escape(note)}</li>" for note in row["reason"].split("; "))
+    return (f'<div style="border: 2px solid #c60; padding: 0.5em 1em; margin: 1em">'
+            f"<strong>Grading notes</strong><ul>{items}</ul></div>")
+
+
+def failure_page(row: dict) -> str:
+    title = html.escape(f"{row['assignment']}: feedback for {row['student']}")
+    return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title></head><body>\n'
+            f"<h1>{title}</h1>\n<p>Score: {row['score']:g} / {row['auto_max']:g} autograded points.</p>\n"
+            f"<p>Your submission could not be graded: {html.escape(row['reason'])}.</p>\n</body></html>\n")
 
 
 def export(to: Path, root: Path = ROOT) -> None:
@@ -424,14 +663,13 @@ def copy_course(target: Path, root: Path = ROOT) -> Path:
         shutil.copytree(root / "solutions" / name, target / "solutions" / name,
                         ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints", "__pycache__"))
     shutil.copytree(root / "autograder", target / "autograder", ignore=shutil.ignore_patterns(
-        "submitted", "autograded", "feedback", "gradebook.db", "grades.csv", ".collect", "__pycache__"))
+        "submitted", "autograded", "feedback", "results", "zoo", "gradebook.db", "grades.csv", ".collect",
+        "__pycache__"))
     return target
 
 
 def demo() -> int:
     """Release a copy of the course and autograde two students: the solutions and the untouched release."""
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         root = copy_course(Path(tmp))
         names = assignments(root)
@@ -450,40 +688,52 @@ def demo() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="course.py", description="The minBERT course's instructor commands.")
+    parser.add_argument("--course", type=Path, default=ROOT, help="the course folder (default: this repository)")
     sub = parser.add_subparsers(dest="command", required=True)
     for command in ("release", "autograde", "feedback"):
         p = sub.add_parser(command)
         p.add_argument("assignments", nargs="*", help="default: every assignment")
     sub.choices["release"].add_argument("--no-execute", action="store_true",
                                         help="do not run the solutions (their outputs stay empty)")
-    sub.choices["autograde"].add_argument("--student", action="append", help="only these students")
+    grade = sub.choices["autograde"]
+    grade.add_argument("--student", action="append", help="only these students")
+    grade.add_argument("--require-sandbox", action="store_true", help="refuse to grade where bwrap cannot run")
+    grade.add_argument("--timeout", type=float, default=600, help="seconds for one submission (default 600)")
+    grade.add_argument("--cell-timeout", type=int, help="seconds for one cell (default $MINBERT_CELL_TIMEOUT or 120)")
+    grade.add_argument("--regrade", action="store_true", help="grade again the submissions graded before")
     sub.add_parser("lint")
     sub.add_parser("demo", help="release a temp copy and autograde the solutions and the untouched release")
     sub.add_parser("validate").add_argument("notebooks", nargs="+", type=Path)
-    sub.add_parser("collect").add_argument("source", type=Path, help="a folder or zip, one folder per student")
-    sub.add_parser("export").add_argument("--to", type=Path, default=AUTOGRADER / "grades.csv")
+    collect_parser = sub.add_parser("collect")
+    collect_parser.add_argument("source", type=Path, help="a folder or zip, one folder per student")
+    collect_parser.add_argument("assignments", nargs="*", help="default: every assignment")
+    sub.add_parser("export").add_argument("--to", type=Path, help="default: autograder/grades.csv")
     args = parser.parse_args(argv)
-    names = getattr(args, "assignments", None) or assignments()
+    root = args.course.resolve()
     try:
+        check_course(root)
+        names = getattr(args, "assignments", None) or assignments(root)
+        check_assignments(names, root)
         if args.command == "release":
-            release(names, execute=not args.no_execute)
+            release(names, root, execute=not args.no_execute)
         elif args.command == "demo":
             return demo()
         elif args.command == "lint":
-            problems = lint()
-            print("\n".join(problems) or f"lint: {len(assignments())} assignment(s) OK")
+            problems = lint(root)
+            print("\n".join(problems) or f"lint: {len(assignments(root))} assignment(s) OK")
             return 1 if problems else 0
         elif args.command == "validate":
             return validate(args.notebooks)
         elif args.command == "collect":
-            collect(args.source)
+            collect(args.source, root, names)
         elif args.command == "autograde":
-            rows = autograde(names, students=args.student)
-            return 1 if any(r["status"] != "ok" for r in rows) else 0
+            rows = autograde(names, root, args.student, args.timeout, args.require_sandbox,
+                             args.cell_timeout, args.regrade)
+            return 1 if any(r["status"] in ("failed", "error") for r in rows) else 0
         elif args.command == "feedback":
-            feedback(names)
+            feedback(names, root)
         elif args.command == "export":
-            export(args.to)
+            export(args.to or root / "autograder" / "grades.csv", root)
     except CourseError as err:
         print(f"course.py: error: {err}", file=sys.stderr)
         return 1

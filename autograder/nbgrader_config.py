@@ -8,11 +8,13 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)  # for hide_hidden_tests, the feedback preprocessor below
+sys.path.insert(0, HERE)  # for the preprocessors below
 
 from hide_hidden_tests import HideHiddenTests  # noqa: E402
+from limit_output import LimitedExecute  # noqa: E402
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
-from nbgrader.preprocessors import GetGrades  # noqa: E402
+from nbgrader.converters import Autograde  # noqa: E402
+from nbgrader.preprocessors import Execute, GetGrades  # noqa: E402
 
 c = get_config()  # noqa: F821 (nbgrader provides it)
 
@@ -34,6 +36,10 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # timeout error in that cell.
 c.Execute.timeout = int(os.environ.get("MINBERT_CELL_TIMEOUT", "120"))
 c.Execute.interrupt_on_timeout = True
+c.Execute.iopub_timeout = 30  # after an interrupt, a busy machine may take a while to say the cell ended
+# Autograding keeps at most 100,000 printed characters per cell.
+c.Autograde.autograde_preprocessors = [LimitedExecute if p is Execute else p
+                                       for p in Autograde.class_traits()["autograde_preprocessors"].default()]
 
 # Feedback shows visible tests only, and for failed tests the error name and message only.
 c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]

@@ -203,7 +203,52 @@ def test_collect_rejects_unsafe_zip_entries(tmp_path, entry):
     with pytest.raises(course.CourseError, match="unsafe entry|symbolic link"):
         course.collect(archive_path, root=tmp_path, names=["01_attention"])
     assert not (tmp_path / "autograder" / "submitted").exists()
-    assert not (tmp_path.parent / "evil").exists()
+    assert not (tmp_path.parent / "evil").exists() and not Path("/abs").exists()
+
+
+def test_collect_from_a_folder_never_follows_symbolic_links(tmp_path, capsys):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "01_attention.ipynb").write_text("{}")
+    (tmp_path / "incoming" / "alice").mkdir(parents=True)
+    (tmp_path / "incoming" / "alice" / "01_attention.ipynb").symlink_to(outside / "01_attention.ipynb")
+    (tmp_path / "incoming" / "bob").symlink_to(outside, target_is_directory=True)
+    root = tmp_path / "course"
+    assert course.collect(tmp_path / "incoming", root=root, names=["01_attention"]) == ["alice/01_attention"]
+    assert "bob: a symbolic link" in capsys.readouterr().out
+    assert sorted(p.name for p in (root / "autograder" / "submitted").iterdir()) == ["alice"]
+    assert [p.name for p in (root / "autograder" / "submitted" / "alice" / "01_attention").iterdir()] == \
+        ["timestamp.txt"]  # recorded as missing: the linked notebook was not read
+
+
+def test_collect_takes_a_renamed_notebook_with_its_files_and_records_a_missing_one(tmp_path, capsys):
+    incoming = tmp_path / "incoming"
+    (incoming / "carol" / "sub").mkdir(parents=True)
+    (incoming / "carol" / "sub" / "01_attention (1).ipynb").write_text("{}")
+    (incoming / "carol" / "sub" / "helper.py").write_text("x = 1\n")
+    (incoming / "dan").mkdir()
+    (incoming / "dan" / "README.txt").write_text("I forgot")
+    assert course.collect(incoming, root=tmp_path, names=["01_attention"]) == ["carol/01_attention",
+                                                                               "dan/01_attention"]
+    out = capsys.readouterr().out
+    assert "carol: collected 01_attention (1).ipynb as 01_attention.ipynb" in out
+    assert "dan: no 01_attention.ipynb in the submission: recorded as missing" in out
+    carol = tmp_path / "autograder" / "submitted" / "carol" / "01_attention"
+    assert sorted(p.name for p in carol.iterdir()) == ["01_attention.ipynb", "helper.py", "timestamp.txt"]
+    assert not (tmp_path / "autograder" / "submitted" / "dan" / "01_attention" / "01_attention.ipynb").exists()
+
+
+def test_a_missing_course_folder_is_a_one_line_error(tmp_path, capsys):
+    assert course.main(["--course", str(tmp_path / "nowhere"), "autograde"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nowhere: not a course folder" in err
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_an_unknown_assignment_is_a_one_line_error(capsys):
+    assert course.main(["autograde", "99_nope"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown assignment '99_nope': the course has 01_attention" in err
 
 
 # --- autograde ----------------------------------------------------------------------------------
