@@ -15,12 +15,16 @@ from functools import partial
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from minbert_lib.attention import (MultiHeadSelfAttention, merge_heads, padding_mask_to_additive,
                                    scaled_dot_product_attention, split_heads)
 from minbert_lib.config import preset
-from minbert_lib.model import BertEmbeddings, BertLayer, BertModel, FeedForward
+from minbert_lib.model import BertEmbeddings, BertLayer, BertModel, FeedForward, mean_pool
+from minbert_lib.losses import TASK_LOSSES, dataset_share_weights, multiple_negatives_ranking_loss
+from minbert_lib.multitask import NUM_SENTIMENT_CLASSES, HeadConfig, MultitaskBert, freeze_all_but_last
+from minbert_lib.schedules import SCHEDULES, TaskStream
 from minbert_lib.notebook import assignment_dir
 from minbert_lib.optim import AdamW
 
@@ -214,6 +218,202 @@ def adamw_first_step_case(seed: int, **hyper) -> dict:
     return adamw_case(seed, steps=1, **hyper)
 
 
+# --- 04_sentiment --------------------------------------------------------------------------
+
+class SentimentClassifier(nn.Module):
+    """The reference of notebook 04: mean-pooled BERT, dropout, a linear layer to 5 logits."""
+
+    def __init__(self, encoder: BertModel, dropout: float = 0.3):
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(encoder.config.hidden_size, NUM_SENTIMENT_CLASSES)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids, attention_mask).last_hidden_state  # (B, T, H)
+        return self.classifier(self.dropout(mean_pool(hidden, attention_mask)))  # (B, 5) logits
+
+
+def tiny_encoder(seed: int, vocab_size: int = 64) -> BertModel:
+    """A randomized 2-layer encoder of hidden size 32: fast enough to train in a check."""
+    g = torch.Generator().manual_seed(seed)
+    config = preset("tiny", vocab_size=vocab_size, max_position_embeddings=16)
+    return randomize_(BertModel(config), g)
+
+
+def random_token_batch(generator: torch.Generator, batch: int, length: int, vocab_size: int) -> dict:
+    """input_ids (B, T) with pad id 0 after each sequence's end, and the attention mask."""
+    attention_mask = random_attention_mask(generator, batch, length)
+    input_ids = torch.randint(1, vocab_size, (batch, length), generator=generator) * attention_mask
+    return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
+def mean_pool_case(seed: int, batch: int = 3, length: int = 6, hidden_size: int = 8) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    hidden = torch.randn(batch, length, hidden_size, generator=g)  # (B, T, H)
+    attention_mask = random_attention_mask(g, batch, length)
+    return {"hidden": hidden, "attention_mask": attention_mask, "pooled": mean_pool(hidden, attention_mask)}
+
+
+def sentiment_classifier_case(seed: int, batch: int = 4, length: int = 7) -> dict:
+    """A tiny classifier's weights, a padded batch and its logits (eval mode: no dropout)."""
+    reference = randomize_(SentimentClassifier(tiny_encoder(seed)), torch.Generator().manual_seed(seed + 1))
+    g = torch.Generator().manual_seed(seed + 2)
+    case = {"config": reference.encoder.config.to_dict(), "state": reference.state_dict(),
+            **random_token_batch(g, batch, length, reference.encoder.config.vocab_size)}
+    with torch.no_grad():
+        case["logits"] = reference(case["input_ids"], case["attention_mask"])  # (B, 5)
+    return case
+
+
+def overfit_case(seed: int, batch: int = 8, length: int = 6) -> dict:
+    """One batch of random sentences with labels: a working train_step learns it by heart."""
+    g = torch.Generator().manual_seed(seed)
+    encoder = tiny_encoder(seed)
+    return {"config": encoder.config.to_dict(), "state": encoder.state_dict(),
+            **random_token_batch(g, batch, length, encoder.config.vocab_size),
+            "labels": torch.randint(0, NUM_SENTIMENT_CLASSES, (batch,), generator=g)}
+
+
+# --- 05_multitask --------------------------------------------------------------------------
+
+class MultitaskHeads(nn.Module):
+    """The reference of notebook 05: the report's three linear heads on sentence embeddings u, v (B, H)."""
+
+    def __init__(self, hidden_size: int, dropout: float = 0.3):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.sentiment = nn.Linear(hidden_size, NUM_SENTIMENT_CLASSES)
+        self.paraphrase = nn.Linear(2 * hidden_size, 1)
+        self.similarity = nn.Linear(2 * hidden_size, 1)
+
+    def sentiment_logits(self, u: torch.Tensor) -> torch.Tensor:
+        return self.sentiment(self.dropout(u))  # (B, 5)
+
+    def paraphrase_logits(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return self.paraphrase(self.dropout(torch.cat([u, v], dim=-1))).squeeze(-1)  # (B,)
+
+    def similarity_scores(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return self.similarity(self.dropout(torch.cat([u, v], dim=-1))).squeeze(-1)  # (B,)
+
+
+def multitask_heads_case(seed: int, batch: int = 4, hidden_size: int = 8) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    reference = randomize_(MultitaskHeads(hidden_size), g)
+    u, v = torch.randn(batch, hidden_size, generator=g), torch.randn(batch, hidden_size, generator=g)
+    with torch.no_grad():
+        return {"hidden_size": hidden_size, "state": reference.state_dict(), "u": u, "v": v,
+                "sentiment": reference.sentiment_logits(u), "paraphrase": reference.paraphrase_logits(u, v),
+                "similarity": reference.similarity_scores(u, v)}
+
+
+def task_losses_case(seed: int, batch: int = 6) -> dict:
+    """Model outputs and labels of each task, and the reference loss of each."""
+    g = torch.Generator().manual_seed(seed)
+    outputs = {"sst": 2 * torch.randn(batch, NUM_SENTIMENT_CLASSES, generator=g),
+               "quora": 2 * torch.randn(batch, generator=g),
+               "sts": 5 * torch.rand(batch, generator=g)}
+    labels = {"sst": torch.randint(0, NUM_SENTIMENT_CLASSES, (batch,), generator=g),
+              "quora": torch.randint(0, 2, (batch,), generator=g),
+              "sts": 5 * torch.rand(batch, generator=g)}
+    return {"outputs": outputs, "labels": labels,
+            "losses": {task: TASK_LOSSES[task](outputs[task], labels[task]) for task in outputs}}
+
+
+def seeded_plan(size: int, batch_size: int, seed: int):
+    """plan_for_pass(p): the batches of pass p over `size` examples, shuffled by a seed of its own."""
+    def plan_for_pass(pass_index: int) -> list[list[int]]:
+        order = torch.randperm(size, generator=torch.Generator().manual_seed(1000 * seed + pass_index)).tolist()
+        return [order[i:i + batch_size] for i in range(0, size, batch_size)]
+    return plan_for_pass
+
+
+SCHEDULE_SIZES = {"sst": 14, "quora": 23, "sts": 8}
+
+
+def make_streams(case: dict, tasks=None) -> dict[str, TaskStream]:
+    """Fresh task streams of a schedule case, at the start of their first pass."""
+    return {task: TaskStream(seeded_plan(size, case["batch_size"], case["seed"] + index))
+            for index, (task, size) in enumerate(case["sizes"].items()) if tasks is None or task in tasks}
+
+
+def run_schedule(epoch_fn, streams: dict, epochs: int) -> list[list[dict]]:
+    """Every epoch's steps ({task: batch of indices}) of a schedule function, as plain lists."""
+    return [[{task: list(batch) for task, batch in step.items()} for step in epoch_fn(streams)]
+            for _ in range(epochs)]
+
+
+def schedule_case(seed: int, sizes: dict | None = None, batch_size: int = 3, epochs: int = 3) -> dict:
+    """Task sizes, batch size and the exact steps of BL, TM1 and TM2 over `epochs` epochs."""
+    case = {"seed": seed, "sizes": dict(sizes or SCHEDULE_SIZES), "batch_size": batch_size, "epochs": epochs}
+    case["expected"] = {
+        name: run_schedule(SCHEDULES[name], make_streams(case, ("sst",) if name == "BL" else None), epochs)
+        for name in ("BL", "TM1", "TM2")}
+    return case
+
+
+def metrics_case(seed: int, n: int = 40, num_classes: int = 5) -> dict:
+    """Gold and predicted classes and similarity scores, with the reference Pearson r and confusion matrix."""
+    from minbert_lib.evaluate import confusion_matrix, pearson
+
+    g = torch.Generator().manual_seed(seed)
+    gold = torch.randint(0, num_classes, (n,), generator=g)
+    noise = torch.randint(-1, 2, (n,), generator=g)
+    predicted = (gold + noise).clamp(0, num_classes - 1)  # mostly right or one class off
+    gold_scores = 5 * torch.rand(n, generator=g)
+    predicted_scores = 0.5 * gold_scores + 1.0 + torch.randn(n, generator=g)
+    return {"gold": gold, "predicted": predicted, "num_classes": num_classes,
+            "confusion": torch.from_numpy(confusion_matrix(gold.numpy(), predicted.numpy(), num_classes)),
+            "gold_scores": gold_scores, "predicted_scores": predicted_scores,
+            "pearson": torch.tensor(pearson(gold_scores.numpy(), predicted_scores.numpy()))}
+
+
+# --- 06_extensions -------------------------------------------------------------------------
+
+def sentence_pairs(generator: torch.Generator, batch: int, hidden_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Embeddings u, v (B, H) of pairs, from unrelated to near-identical, so cosines spread over [-1, 1]."""
+    u = torch.randn(batch, hidden_size, generator=generator)
+    closeness = torch.linspace(-1.0, 1.0, batch)[:, None]  # (B, 1)
+    v = closeness * u + 0.6 * torch.randn(batch, hidden_size, generator=generator)
+    return u, v
+
+
+def cosine_heads_case(seed: int, batch: int = 6, hidden_size: int = 8) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    u, v = sentence_pairs(g, batch, hidden_size)
+    cos = F.cosine_similarity(u, v, dim=-1)  # (B,)
+    return {"u": u, "v": v, "cos_s": 5.0 * F.relu(cos), "cos_p": torch.sigmoid(cos)}
+
+
+def tiny_multitask_model(num_layers: int = 6) -> MultitaskBert:
+    """A tiny MultitaskBert with as many layers as MiniLM, so that FL2 and FL4 mean the same."""
+    torch.manual_seed(0)
+    return MultitaskBert(BertModel(preset("tiny", vocab_size=64, num_layers=num_layers,
+                                          max_position_embeddings=16)))
+
+
+def freezing_case(k: int, num_layers: int = 6) -> dict:
+    """The names of the parameters that FLk leaves trainable in a tiny MultitaskBert."""
+    model = tiny_multitask_model(num_layers)
+    freeze_all_but_last(model, k)
+    return {"k": k, "num_layers": num_layers,
+            "trainable": sorted(name for name, p in model.named_parameters() if p.requires_grad)}
+
+
+def mnr_case(seed: int, batch: int = 6, hidden_size: int = 8, scale: float = 20.0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    anchors = torch.randn(batch, hidden_size, generator=g)
+    positives = anchors + 0.8 * torch.randn(batch, hidden_size, generator=g)  # each close to its anchor
+    return {"anchors": anchors, "positives": positives, "scale": scale,
+            "loss": multiple_negatives_ranking_loss(anchors, positives, scale)}
+
+
+def reweighting_case(seed: int) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    sizes = {task: int(n) for task, n in zip(("sst", "quora", "sts"), torch.randint(100, 100_000, (3,), generator=g))}
+    return {"sizes": sizes, "weights": dataset_share_weights(sizes)}
+
+
 # --- the stored files ----------------------------------------------------------------------
 
 ASSIGNMENT_CASES = {
@@ -234,6 +434,24 @@ ASSIGNMENT_CASES = {
         "adamw_trajectory": partial(adamw_case, 0),
         "adamw_decay_only": partial(adamw_decay_case, 1),
         "adamw_first_step": partial(adamw_first_step_case, 2),
+    },
+    "04_sentiment": {
+        "mean_pool": partial(mean_pool_case, 0),
+        "sentiment_classifier": partial(sentiment_classifier_case, 0),
+        "overfit": partial(overfit_case, 0),
+    },
+    "05_multitask": {
+        "multitask_heads": partial(multitask_heads_case, 0),
+        "task_losses": partial(task_losses_case, 0),
+        "schedules": partial(schedule_case, 0),
+        "metrics": partial(metrics_case, 0),
+    },
+    "06_extensions": {
+        "cosine_heads": partial(cosine_heads_case, 0),
+        "freezing_fl2": partial(freezing_case, 2),
+        "freezing_fl4": partial(freezing_case, 4),
+        "mnr": partial(mnr_case, 0),
+        "reweighting": partial(reweighting_case, 0),
     },
 }
 

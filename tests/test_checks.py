@@ -17,6 +17,10 @@ from minbert_lib.attention import (MultiHeadSelfAttention, merge_heads, padding_
 from minbert_lib.checks import MISTAKES, CheckError
 from minbert_lib.model import BertEmbeddings, BertLayer, BertModel, FeedForward
 from minbert_lib.optim import AdamW
+from minbert_lib.losses import TASK_LOSSES, dataset_share_weights, multiple_negatives_ranking_loss
+from minbert_lib.multitask import freeze_all_but_last
+from minbert_lib.sanity import MultitaskHeads, SentimentClassifier
+from minbert_lib.schedules import SCHEDULES
 
 SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions"
 
@@ -197,6 +201,221 @@ def mistaken_adamw(mistake: str):
     return type(f"AdamW_{mistake}", (MistakenAdamW,), {"mistake": mistake})
 
 
+# --- mistaken sentiment pieces (04) -------------------------------------------------------------
+
+def mean_pool_padding(hidden, mask):
+    return hidden.mean(dim=1)
+
+
+def mean_pool_sum(hidden, mask):
+    return (hidden * mask[..., None]).sum(dim=1)
+
+
+class ClassifierSoftmax(SentimentClassifier):
+    def forward(self, input_ids, attention_mask):
+        return super().forward(input_ids, attention_mask).softmax(dim=-1)
+
+
+class ClassifierClsToken(SentimentClassifier):
+    def forward(self, input_ids, attention_mask):
+        hidden = self.encoder(input_ids, attention_mask).last_hidden_state
+        return self.classifier(self.dropout(hidden[:, 0]))
+
+
+class ClassifierNoMask(SentimentClassifier):
+    def forward(self, input_ids, attention_mask):
+        hidden = self.encoder(input_ids).last_hidden_state
+        return self.classifier(self.dropout(checks.mean_pool(hidden, attention_mask)))
+
+
+class ClassifierNoDropout(SentimentClassifier):
+    def forward(self, input_ids, attention_mask):
+        hidden = self.encoder(input_ids, attention_mask).last_hidden_state
+        return self.classifier(checks.mean_pool(hidden, attention_mask))
+
+
+def mistaken_train_step(mistake: str):
+    def train_step(model, optimizer, input_ids, attention_mask, labels):
+        if mistake != "train_step_no_zero_grad":
+            optimizer.zero_grad()
+        logits = model(input_ids, attention_mask)
+        if mistake == "train_step_softmax_loss":
+            logits = logits.softmax(dim=-1)
+        loss = F.cross_entropy(logits, labels)
+        if mistake != "train_step_no_backward":
+            loss.backward()
+        if mistake != "train_step_no_step":
+            optimizer.step()
+        return loss.item()
+    return train_step
+
+
+def freeze_with_eval(model):
+    model.encoder.eval()
+
+
+def freeze_everything(model):
+    for p in model.parameters():
+        p.requires_grad = False
+
+
+def freeze_encoder(model):
+    for p in model.encoder.parameters():
+        p.requires_grad = False
+
+
+# --- mistaken multitask pieces (05) -------------------------------------------------------------
+
+class HeadsSoftmax(MultitaskHeads):
+    def sentiment_logits(self, u):
+        return super().sentiment_logits(u).softmax(dim=-1)
+
+
+class HeadsParaphraseSigmoid(MultitaskHeads):
+    def paraphrase_logits(self, u, v):
+        return torch.sigmoid(super().paraphrase_logits(u, v))
+
+
+class HeadsSwapped(MultitaskHeads):
+    def similarity_scores(self, u, v):
+        return self.paraphrase(self.dropout(torch.cat([u, v], dim=-1))).squeeze(-1)
+
+
+class HeadsNoDropout(MultitaskHeads):
+    def similarity_scores(self, u, v):
+        return self.similarity(torch.cat([u, v], dim=-1)).squeeze(-1)
+
+
+def mistaken_task_loss(mistake: str):
+    def task_loss(task, outputs, labels):
+        if task == "quora" and mistake == "bce_sigmoid_twice":
+            return F.binary_cross_entropy_with_logits(torch.sigmoid(outputs), labels.float())
+        if task == "sts" and mistake == "sts_loss_l1":
+            return (outputs - labels).abs().mean()
+        return TASK_LOSSES[task](outputs, labels)
+    return task_loss
+
+
+def tm1_no_restart(streams):
+    for _ in range(max(s.batches_per_pass for s in streams.values())):
+        yield {task: stream.next_batch() for task, stream in streams.items()}
+
+
+def tm2_restarts(streams):
+    for stream in streams.values():
+        stream.start_new_pass()
+    for _ in range(min(s.batches_per_pass for s in streams.values())):
+        yield {task: stream.next_batch() for task, stream in streams.items()}
+
+
+def tm_wrong_length(pick):
+    def epoch(streams):
+        if pick is min:  # a TM1 that stops at the smallest dataset
+            for stream in streams.values():
+                stream.start_new_pass()
+        for _ in range(pick(s.batches_per_pass for s in streams.values())):
+            yield {task: stream.next_batch() for task, stream in streams.items()}
+    return epoch
+
+
+def baseline_all_tasks(streams):
+    streams["sst"].start_new_pass()
+    for _ in range(streams["sst"].batches_per_pass):
+        yield {"sst": streams["sst"].next_batch(), "sts": [0]}
+
+
+def pearson_not_centered(x, y):
+    return (x * y).sum() / (x.norm() * y.norm())
+
+
+def pearson_covariance(x, y):
+    return ((x - x.mean()) * (y - y.mean())).mean()
+
+
+def confusion_transposed(gold, predicted, num_classes):
+    matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+    for g, p in zip(gold.tolist(), predicted.tolist()):
+        matrix[p, g] += 1
+    return matrix
+
+
+# --- mistaken extensions (06) ----------------------------------------------------------------------
+
+def cos_s_no_relu(u, v):
+    return 5 * F.cosine_similarity(u, v, dim=-1)
+
+
+def cos_s_no_scale(u, v):
+    return F.relu(F.cosine_similarity(u, v, dim=-1))
+
+
+def cos_s_dot(u, v):
+    return 5 * F.relu((u * v).sum(-1))
+
+
+def cos_p_no_sigmoid(u, v):
+    return F.cosine_similarity(u, v, dim=-1)
+
+
+def freeze_first_k(model, k):
+    for p in model.encoder.embeddings.parameters():
+        p.requires_grad = False
+    for index, layer in enumerate(model.encoder.layers):
+        for p in layer.parameters():
+            p.requires_grad = index < k
+
+
+def freeze_layers_only(model, k):
+    for layer in model.encoder.layers[:len(model.encoder.layers) - k]:
+        for p in layer.parameters():
+            p.requires_grad = False
+
+
+def freeze_heads_too(model, k):
+    for p in model.parameters():
+        p.requires_grad = False
+    for layer in model.encoder.layers[len(model.encoder.layers) - k:]:
+        for p in layer.parameters():
+            p.requires_grad = True
+
+
+def freeze_by_eval(model, k):
+    model.encoder.embeddings.eval()
+    for layer in model.encoder.layers[:len(model.encoder.layers) - k]:
+        layer.eval()
+
+
+def mnr_no_scale(a, p, scale=20.0):
+    return multiple_negatives_ranking_loss(a, p, scale=1.0)
+
+
+def mnr_zero_targets(a, p, scale=20.0):
+    scores = scale * F.normalize(a, dim=-1) @ F.normalize(p, dim=-1).T
+    return F.cross_entropy(scores, torch.zeros(a.size(0), dtype=torch.long))
+
+
+def mnr_reversed_targets(a, p, scale=20.0):
+    scores = scale * F.normalize(a, dim=-1) @ F.normalize(p, dim=-1).T
+    return F.cross_entropy(scores, torch.arange(a.size(0) - 1, -1, -1))
+
+
+def mnr_dot_product(a, p, scale=20.0):
+    return F.cross_entropy(scale * a @ p.T, torch.arange(a.size(0)))
+
+
+def rw_inverse(sizes):
+    inverse = {t: 1 / n for t, n in sizes.items()}
+    return {t: w / sum(inverse.values()) for t, w in inverse.items()}
+
+
+def rw_raw(sizes):
+    return dict(sizes)
+
+
+def check_freeze(k):
+    return lambda fn: checks.check_freeze_all_but_last(fn, k=k)
+
+
 # (mistake, assignment, check, the mistaken implementation)
 CASES = [
     ("attention_no_scale", "01_attention", checks.check_attention, attention_no_scale),
@@ -230,11 +449,52 @@ CASES = [
     ("adamw_l2", "03_adamw", checks.check_adamw_trajectory, mistaken_adamw("adamw_l2")),
     ("adamw_decay_without_lr", "03_adamw", checks.check_adamw_decay, mistaken_adamw("adamw_decay_without_lr")),
     ("adamw_no_decay", "03_adamw", checks.check_adamw_trajectory, mistaken_adamw("adamw_no_decay")),
+    ("mean_pool_padding", "04_sentiment", checks.check_mean_pool, mean_pool_padding),
+    ("mean_pool_sum", "04_sentiment", checks.check_mean_pool, mean_pool_sum),
+    ("classifier_softmax", "04_sentiment", checks.check_sentiment_classifier, ClassifierSoftmax),
+    ("classifier_cls_token", "04_sentiment", checks.check_sentiment_classifier, ClassifierClsToken),
+    ("classifier_no_mask", "04_sentiment", checks.check_sentiment_classifier, ClassifierNoMask),
+    ("classifier_no_dropout", "04_sentiment", checks.check_sentiment_classifier, ClassifierNoDropout),
+    *((mistake, "04_sentiment", lambda fn: checks.check_train_step(fn, SentimentClassifier), mistaken_train_step(mistake))
+      for mistake in ("train_step_no_backward", "train_step_no_step", "train_step_no_zero_grad",
+                      "train_step_softmax_loss")),
+    ("frozen_still_training", "04_sentiment", lambda fn: checks.check_freeze_encoder(fn, SentimentClassifier),
+     freeze_with_eval),
+    ("freeze_head_too", "04_sentiment", lambda fn: checks.check_freeze_encoder(fn, SentimentClassifier),
+     freeze_everything),
+    ("heads_softmax", "05_multitask", checks.check_multitask_heads, HeadsSoftmax),
+    ("paraphrase_sigmoid", "05_multitask", checks.check_multitask_heads, HeadsParaphraseSigmoid),
+    ("heads_swapped", "05_multitask", checks.check_multitask_heads, HeadsSwapped),
+    ("heads_no_dropout", "05_multitask", checks.check_multitask_heads, HeadsNoDropout),
+    ("bce_sigmoid_twice", "05_multitask", checks.check_task_loss, mistaken_task_loss("bce_sigmoid_twice")),
+    ("sts_loss_l1", "05_multitask", checks.check_task_loss, mistaken_task_loss("sts_loss_l1")),
+    ("tm1_no_restart", "05_multitask", lambda fn: checks.check_schedule("TM1", fn), tm1_no_restart),
+    ("tm1_smallest", "05_multitask", lambda fn: checks.check_schedule("TM1", fn), tm_wrong_length(min)),
+    ("tm2_restarts", "05_multitask", lambda fn: checks.check_schedule("TM2", fn), tm2_restarts),
+    ("tm2_largest", "05_multitask", lambda fn: checks.check_schedule("TM2", fn), tm_wrong_length(max)),
+    ("baseline_all_tasks", "05_multitask", lambda fn: checks.check_schedule("BL", fn), baseline_all_tasks),
+    ("pearson_not_centered", "05_multitask", checks.check_pearson, pearson_not_centered),
+    ("pearson_covariance", "05_multitask", checks.check_pearson, pearson_covariance),
+    ("confusion_transposed", "05_multitask", checks.check_confusion_matrix, confusion_transposed),
+    ("cos_s_no_relu", "06_extensions", checks.check_cos_similarity, cos_s_no_relu),
+    ("cos_s_no_scale", "06_extensions", checks.check_cos_similarity, cos_s_no_scale),
+    ("cos_dot_product", "06_extensions", checks.check_cos_similarity, cos_s_dot),
+    ("cos_p_no_sigmoid", "06_extensions", checks.check_cos_paraphrase, cos_p_no_sigmoid),
+    ("freeze_first_k", "06_extensions", check_freeze(2), freeze_first_k),
+    ("freeze_embeddings_trainable", "06_extensions", check_freeze(4), freeze_layers_only),
+    ("freeze_heads_frozen", "06_extensions", check_freeze(2), freeze_heads_too),
+    ("frozen_still_training", "06_extensions", check_freeze(4), freeze_by_eval),
+    ("mnr_no_scale", "06_extensions", checks.check_mnr_loss, mnr_no_scale),
+    ("mnr_wrong_diagonal", "06_extensions", checks.check_mnr_loss, mnr_zero_targets),
+    ("mnr_wrong_diagonal", "06_extensions", checks.check_mnr_loss, mnr_reversed_targets),
+    ("mnr_no_normalize", "06_extensions", checks.check_mnr_loss, mnr_dot_product),
+    ("rw_inverse", "06_extensions", checks.check_loss_weights, rw_inverse),
+    ("rw_not_normalized", "06_extensions", checks.check_loss_weights, rw_raw),
 ]
 
 
 @pytest.mark.parametrize("mistake, assignment, check, wrong", CASES,
-                         ids=[f"{c[0]}-{c[2].__name__}" for c in CASES])
+                         ids=[f"{c[0]}-{c[2].__name__}-{i}" for i, c in enumerate(CASES)])
 def test_check_names_the_mistake(in_assignment, mistake, assignment, check, wrong):
     in_assignment(assignment)
     with pytest.raises(CheckError) as err:
@@ -243,7 +503,8 @@ def test_check_names_the_mistake(in_assignment, mistake, assignment, check, wron
 
 
 def test_every_mistake_has_a_test():
-    assert {c[0] for c in CASES} | {"pretrained_train_mode"} == set(MISTAKES)
+    assert {c[0] for c in CASES} | {"pretrained_train_mode", "single_class_predictions",
+                                         "loss_not_decreasing"} == set(MISTAKES)
 
 
 def test_pretrained_model_in_training_mode_is_named(in_assignment):
@@ -320,3 +581,58 @@ def test_a_check_of_another_assignment_says_so(in_assignment):
     in_assignment("03_adamw")
     with pytest.raises(KeyError, match="belongs to another assignment"):
         checks.check_attention(scaled_dot_product_attention)
+
+
+def test_the_reference_sentiment_pieces_pass(in_assignment):
+    in_assignment("04_sentiment")
+    for seed in (None, 3):
+        checks.check_mean_pool(checks.mean_pool, seed=seed)
+        checks.check_sentiment_classifier(SentimentClassifier, seed=seed)
+        checks.check_train_step(mistaken_train_step(""), SentimentClassifier, seed=seed)
+        checks.check_freeze_encoder(freeze_encoder, SentimentClassifier, seed=seed)
+
+
+def test_accuracy_floor_names_single_class_and_low_accuracy():
+    gold = [0, 1, 1, 2, 3, 3, 3, 4, 1, 3]  # majority class 3: floor 0.4
+    assert checks.check_above_majority([0, 1, 1, 2, 3, 3, 3, 4, 0, 0], gold) == pytest.approx(0.8)
+    with pytest.raises(CheckError, match=MISTAKES["single_class_predictions"]):
+        checks.check_above_majority([3] * 10, gold)
+    with pytest.raises(CheckError, match="not above the majority-class floor 0.400"):
+        checks.check_above_majority([3, 1, 0, 0, 3, 0, 0, 0, 1, 0], gold)
+
+
+def test_the_reference_multitask_pieces_and_extensions_pass(in_assignment):
+    in_assignment("05_multitask")
+    for seed in (None, 8):
+        checks.check_multitask_heads(MultitaskHeads, seed=seed)
+        checks.check_task_loss(lambda task, outputs, labels: TASK_LOSSES[task](outputs, labels), seed=seed)
+        for name, epoch_fn in SCHEDULES.items():
+            checks.check_schedule(name, epoch_fn, seed=seed)
+        checks.check_pearson(lambda x, y: torch.corrcoef(torch.stack([x, y]))[0, 1], seed=seed)
+        checks.check_confusion_matrix(lambda g, p, c: torch.bincount(g * c + p, minlength=c * c).view(c, c), seed=seed)
+    in_assignment("06_extensions")
+    for seed in (None, 8):
+        checks.check_cos_similarity(lambda u, v: 5 * F.relu(F.cosine_similarity(u, v, dim=-1)), seed=seed)
+        checks.check_cos_paraphrase(lambda u, v: torch.sigmoid(F.cosine_similarity(u, v, dim=-1)), seed=seed)
+        checks.check_mnr_loss(multiple_negatives_ranking_loss, seed=seed)
+        checks.check_loss_weights(dataset_share_weights, seed=seed)
+    for k in range(7):
+        checks.check_freeze_all_but_last(freeze_all_but_last, k=k)
+
+
+def test_a_wrong_schedule_says_where_it_first_differs(in_assignment):
+    in_assignment("05_multitask")
+
+    def tm1_one_step_short(streams):
+        steps = list(SCHEDULES["TM1"](streams))
+        yield from steps[:-1]
+    with pytest.raises(CheckError, match="epoch 1 has 7 steps \\(the reference 8\\)"):
+        checks.check_schedule("TM1", tm1_one_step_short)
+
+
+def test_loss_decrease_check():
+    checks.check_loss_decreases([{"sst": 1.6, "sts": 4.0}, {"sst": 1.5, "sts": 2.0}])
+    with pytest.raises(CheckError, match=MISTAKES["loss_not_decreasing"].split(":")[0]):
+        checks.check_loss_decreases([{"sst": 1.6}, {"sst": 1.7}])
+    with pytest.raises(CheckError, match="NaN"):
+        checks.check_loss_decreases([{"sst": 1.6}, {"sst": float("nan")}])
