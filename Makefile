@@ -37,7 +37,7 @@ COURSE := PATH=$(abspath $(BIN)):$$PATH $(BIN)/python autograder/course.py
 SUBMISSIONS ?= submissions.zip
 NOTEBOOKS ?= $(wildcard solutions/*/*.ipynb)
 
-.PHONY: sanity release lint validate collect autograde feedback export course-demo
+.PHONY: sanity release lint validate collect autograde feedback export course-demo zoo
 
 sanity: setup
 	$(BIN)/python -m minbert_lib.sanity
@@ -65,3 +65,7 @@ export: setup
 
 course-demo: setup
 	$(COURSE) demo
+
+# The fault zoo (autograder/zoo.py): generate it and grade it with the reference, sandboxed, in build/zoo/.
+zoo: setup
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python autograder/zoo.py grade

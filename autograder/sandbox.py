@@ -77,7 +77,7 @@ def readonly_paths() -> list[Path]:
         paths.append(Path(package.origin).parent)
     if os.environ.get("MINBERT_DATA_DIR"):
         paths.append(Path(os.environ["MINBERT_DATA_DIR"]))
-    return [p.resolve() for p in paths if p.exists()]
+    return [p.absolute() for p in paths if p.exists()]  # bwrap follows a link in the source, not in the target
 
 
 def command(workdir: Path, runtime: Path, kernel: list[str], limits: Limits) -> list[str]:
