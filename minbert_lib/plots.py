@@ -5,11 +5,13 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")  # files only; notebooks show the returned figures themselves
+if "ipykernel" not in sys.modules:  # scripts write files; a notebook keeps its inline backend
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
