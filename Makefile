@@ -69,3 +69,12 @@ course-demo: setup
 # The fault zoo (autograder/zoo.py): generate it and grade it with the reference, sandboxed, in build/zoo/.
 zoo: setup
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python autograder/zoo.py grade
+
+# Speed against transformers, one cpu epoch, autograding time (not part of `make test`):
+# writes benchmarks/results/*.md, which benchmarks/README.md and the README quote.
+.PHONY: bench
+bench: setup
+	$(BIN)/python -m benchmarks.bench_model
+	$(BIN)/python -m benchmarks.bench_epoch $(if $(SHARED_DATA),--data-dir $(SHARED_DATA))
+	$(BIN)/python -m benchmarks.bench_bf16_accuracy $(if $(SHARED_DATA),--data-dir $(SHARED_DATA))
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m benchmarks.bench_autograde

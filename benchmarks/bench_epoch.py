@@ -26,13 +26,15 @@ from minbert_lib.tokenizer import Tokenizer
 from minbert_lib.train import (StepLoss, TrainSettings, bf16_supported, build_datasets, build_model,
                                load_examples, make_optimizer, optimisation_step, seed_everything)
 
-SAMPLERS = {"bucketed": 50, "random batches": 1}  # pool_batches: a pool of one batch sorts nothing
+# pool_batches: None = the trainer's sampler as it is; a pool of one batch sorts nothing
+SAMPLERS = {"bucketed": None, "random batches": 1}
 
 
-def epoch_steps(datasets: dict, schedule: str, batch_size: int, pool_batches: int) -> list[dict]:
+def epoch_steps(datasets: dict, schedule: str, batch_size: int, pool_batches: int | None) -> list[dict]:
     """Every step of the first epoch: [{task: indices}]."""
+    pool = {} if pool_batches is None else {"pool_batches": pool_batches}
     streams = {task: TaskStream(BucketBatchSampler(datasets[task]["train"].lengths, batch_size, seed=0,
-                                                   pool_batches=pool_batches).batches)
+                                                   **pool).batches)
                for task in schedule_tasks(schedule)}
     return list(SCHEDULES[schedule](streams))
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -118,13 +119,19 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
 
     from minbert_lib.experiments import EXPERIMENTS, REPORT_DEV, parse_rows
     from minbert_lib.plots import ablation_figure, ablation_markdown
-    from minbert_lib.train import load_best_scores, train
+    from minbert_lib.train import changed_since, load_best_scores, train
 
     out = Path(args.out or f"runs/reproduce-{args.preset}-seed{args.seed}")
     rows = []
     for name in parse_rows(args.rows):
         run_dir = out / name
         started = time.perf_counter()
+        changed = changed_since(run_dir, settings_from(args, name, run_dir))
+        if changed:  # a row trained under an older definition: keep it aside, train it again
+            aside = run_dir.with_name(f"{name}.old")
+            shutil.rmtree(aside, ignore_errors=True)
+            run_dir.rename(aside)
+            print(f"== {name}: its {', '.join(changed)} changed since it was trained; the old run is now {aside}")
         if not (run_dir / "best-dev-scores.json").exists():
             print(f"== {name}: {EXPERIMENTS[name].description}")
             train(settings_from(args, name, run_dir))

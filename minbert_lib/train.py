@@ -29,7 +29,7 @@ from minbert_lib import distributed
 from minbert_lib.batching import BucketBatchSampler, TaskDataset, batch_to
 from minbert_lib.config import preset as config_preset
 from minbert_lib.data import Example, load_split, split_path
-from minbert_lib.errors import MinbertError
+from minbert_lib.errors import ConfigError, MinbertError
 from minbert_lib.evaluate import (MultitaskScores, confusion_matrix, prediction_filename, task_metrics,
                                   write_predictions)
 from minbert_lib.experiments import Experiment, Preset, get_experiment, get_preset
@@ -354,10 +354,33 @@ def mnr_pretrain(model, pairs: list[Example], settings, preset, tokenizer, devic
     return float(np.mean(losses)) if losses else float("nan")
 
 
+def run_definition(settings: TrainSettings) -> dict:
+    """What decides a run's result, as settings.json stores it: compared before resuming or reusing a run."""
+    definition = {"experiment": get_experiment(settings.experiment).to_dict(),
+                  "preset": dataclasses.asdict(get_preset(settings.preset)),
+                  "epochs": settings.epochs or get_preset(settings.preset).epochs,
+                  "model": settings.model, "seed": settings.seed}
+    return json.loads(json.dumps(definition))  # tuples become lists, as in the file
+
+
+def changed_since(run_dir: Path, settings: TrainSettings) -> list[str]:
+    """The parts of the run's definition that differ from the run folder's settings.json (none: same run)."""
+    path = Path(run_dir) / "settings.json"
+    if not path.exists():
+        return []
+    saved = json.loads(path.read_text())
+    saved.update(model=saved["settings"]["model"], seed=saved["settings"]["seed"])
+    return [key for key, value in run_definition(settings).items() if saved.get(key) != value]
+
+
 def train(settings: TrainSettings) -> Path:
     """Train one experiment with one preset; resume from `last.pt` when the run folder has one."""
     experiment, preset = get_experiment(settings.experiment), get_preset(settings.preset)
     run_dir = Path(settings.run_dir) if settings.run_dir else default_run_dir(settings)
+    changed = changed_since(run_dir, settings)
+    if (run_dir / "last.pt").exists() and changed:
+        raise ConfigError(f"{run_dir} holds a run whose {', '.join(changed)} differ from this one: resume it "
+                          "with the settings it started with, or give another --run-dir")
     run_dir.mkdir(parents=True, exist_ok=True)
     device = distributed.setup(pick_device(settings.device))
     want_bf16 = preset.bf16 if settings.bf16 is None else settings.bf16

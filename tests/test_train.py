@@ -1,4 +1,5 @@
 """Training: overfitting a batch, MNR batches, layer-wise learning rates, exact resume, the CLI end to end."""
+import dataclasses
 import json
 import os
 import subprocess
@@ -14,7 +15,8 @@ from minbert_lib.losses import TASK_LOSSES
 from minbert_lib.model import BertModel
 from minbert_lib.multitask import HeadConfig, MultitaskBert
 from minbert_lib.optim import AdamW
-from minbert_lib.train import TrainSettings, make_optimizer, mnr_batches, train
+from minbert_lib.errors import ConfigError
+from minbert_lib.train import TrainSettings, changed_since, make_optimizer, mnr_batches, train
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -76,8 +78,8 @@ def test_layerwise_decay_gives_lower_layers_smaller_rates():
 
 
 def tiny_run(run_dir, **overrides):
-    settings = TrainSettings(experiment="M8", preset="quick", model="tiny", run_dir=str(run_dir),
-                             data_dir=str(DATA_DIR), epochs=2, progress=False, bf16=False, **overrides)
+    settings = TrainSettings(**{"experiment": "M8", "preset": "quick", "model": "tiny", "run_dir": str(run_dir),
+                                "data_dir": str(DATA_DIR), "epochs": 2, "progress": False, "bf16": False, **overrides})
     return train(settings)
 
 
@@ -94,6 +96,15 @@ def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
     state_a = torch.load(whole / "last.pt", weights_only=True)["model"]
     state_b = torch.load(resumed / "last.pt", weights_only=True)["model"]
     assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+
+
+def test_a_run_folder_of_another_definition_is_neither_resumed_nor_reused(tmp_path):
+    tiny_run(tmp_path / "run", stop_after_epochs=1)
+    same = TrainSettings(experiment="M8", preset="quick", model="tiny", epochs=2)
+    assert changed_since(tmp_path / "run", same) == []
+    assert changed_since(tmp_path / "run", dataclasses.replace(same, seed=1, epochs=3)) == ["epochs", "seed"]
+    with pytest.raises(ConfigError, match="epochs differ"):
+        tiny_run(tmp_path / "run", epochs=3)
 
 
 def run_cli(*args, cwd):
