@@ -8,7 +8,8 @@ release of 03_adamw as they are now, so the zoo follows the course. `grade` (`ma
 copies the course into --work (default build/zoo/), releases it, collects the zoo, grades
 every case in the sandbox (it refuses to grade without one), writes the feedback, and checks
 each case's score, status and feedback page against its definition; it exits 1 on any
-difference. Run again after a kill, it grades only the cases left.
+difference. Run again after a kill, it grades only the cases left; after a change to the
+course or the grader, `--regrade` starts from a fresh copy.
 """
 from __future__ import annotations
 
