@@ -14,17 +14,16 @@ import argparse
 import statistics
 import time
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from benchmarks.common import machine_header, write_report
-from minbert_lib.batching import BucketBatchSampler
+from minbert_lib.batching import BucketBatchSampler, token_counts
 from minbert_lib.experiments import get_experiment, get_preset
 from minbert_lib.schedules import SCHEDULES, TaskStream, schedule_tasks
 from minbert_lib.tokenizer import Tokenizer
 from minbert_lib.train import (StepLoss, TrainSettings, bf16_supported, build_datasets, build_model,
-                               load_examples, make_optimizer, optimisation_step, seed_everything)
+                               collate_shard, load_examples, make_optimizer, optimisation_step, seed_everything)
 
 # pool_batches: None = the trainer's sampler as it is; a pool of one batch sorts nothing
 SAMPLERS = {"bucketed": None, "random batches": 1}
@@ -39,21 +38,16 @@ def epoch_steps(datasets: dict, schedule: str, batch_size: int, pool_batches: in
     return list(SCHEDULES[schedule](streams))
 
 
-def token_counts(datasets: dict, step: dict) -> tuple[int, int]:
-    """(real, padded) tokens of one step over all its tasks and segments."""
-    real = padded = 0
-    for task, indices in step.items():
-        lengths = np.array([datasets[task]["train"].segment_lengths[i] for i in indices])  # (B, segments)
-        real += int(lengths.sum())
-        padded += len(indices) * int(lengths.max(axis=0).sum())
-    return real, padded
+def step_token_counts(datasets: dict, step: dict) -> tuple[int, int]:
+    """(real, padded) tokens of one step over all its tasks."""
+    counts = [token_counts(datasets[task]["train"], indices) for task, indices in step.items()]
+    return sum(real for real, _ in counts), sum(padded for _, padded in counts)
 
 
 def run_steps(steps, datasets, step_loss, optimizer, parameters, use_bf16) -> float:
     started = time.perf_counter()
     for step in steps:
-        batches = {task: datasets[task]["train"].collate([datasets[task]["train"][i] for i in indices])
-                   for task, indices in step.items()}
+        batches = {task: collate_shard(datasets[task]["train"], indices) for task, indices in step.items()}
         optimisation_step(step_loss, optimizer, parameters, batches, torch.device("cpu"), use_bf16)
     return time.perf_counter() - started
 
@@ -80,7 +74,7 @@ def main() -> None:
 
     plans = {name: epoch_steps(datasets, experiment.schedule, preset.batch_size, pool)
              for name, pool in SAMPLERS.items()}
-    counts = {name: [token_counts(datasets, step) for step in steps] for name, steps in plans.items()}
+    counts = {name: [step_token_counts(datasets, step) for step in steps] for name, steps in plans.items()}
     run_steps(plans["bucketed"][:3], datasets, step_loss, optimizer, parameters, use_bf16)  # warm-up
 
     chunk = max(1, args.steps // 3)

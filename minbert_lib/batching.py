@@ -169,11 +169,13 @@ class BucketBatchSampler:
         return -(-len(self.lengths) // self.batch_size)  # ceil: the one short batch counts
 
 
+def token_counts(dataset: TaskDataset, batch: Sequence[int]) -> tuple[int, int]:
+    """(real, padded) tokens of the tensors one batch of `dataset` makes, over all its segments."""
+    lengths = np.array([dataset.segment_lengths[i] for i in batch])  # (B, segments)
+    return int(lengths.sum()), len(batch) * int(lengths.max(axis=0).sum())
+
+
 def real_token_fraction(dataset: TaskDataset, batches: Iterable[Sequence[int]]) -> float:
     """Share of real tokens (not padding) in the padded tensors these batches of `dataset` make."""
-    real = padded = 0
-    for batch in batches:
-        lengths = np.array([dataset.segment_lengths[i] for i in batch])  # (B, segments)
-        real += int(lengths.sum())
-        padded += len(batch) * int(lengths.max(axis=0).sum())
-    return real / padded
+    counts = [token_counts(dataset, batch) for batch in batches]
+    return sum(real for real, _ in counts) / sum(padded for _, padded in counts)

@@ -356,9 +356,9 @@ def mnr_pretrain(model, pairs: list[Example], settings, preset, tokenizer, devic
 
 def run_definition(settings: TrainSettings) -> dict:
     """What decides a run's result, as settings.json stores it: compared before resuming or reusing a run."""
+    preset = get_preset(settings.preset)
     definition = {"experiment": get_experiment(settings.experiment).to_dict(),
-                  "preset": dataclasses.asdict(get_preset(settings.preset)),
-                  "epochs": settings.epochs or get_preset(settings.preset).epochs,
+                  "preset": dataclasses.asdict(preset), "epochs": settings.epochs or preset.epochs,
                   "model": settings.model, "seed": settings.seed}
     return json.loads(json.dumps(definition))  # tuples become lists, as in the file
 
