@@ -86,7 +86,7 @@ PRESETS: dict[str, Preset] = {
     "quick": Preset("quick", epochs=1, batch_size=16, lr=5e-5, max_length=48, train_limit=384,
                     dev_limit=256, train_eval_sample=128),
     # all of the mirror data, at most about ten minutes a Table 2 row on 2 CPU cores: a TM1
-    # epoch trains 1.17 M real tokens at about 2,400 tokens/s in bf16 (benchmarks/results/epoch.md),
+    # epoch trains 1.17 M real tokens at about 2,900 tokens/s in bf16 (benchmarks/results/epoch.md),
     # so one epoch is what fits
     "cpu": Preset("cpu", epochs=1, batch_size=32, lr=5e-5, max_length=64, epoch_dev_sample=2000),
     # the report's protocol, meant for a GPU
