@@ -174,9 +174,11 @@ def build_model(settings: TrainSettings, experiment: Experiment, preset: Preset,
     return MultitaskBert(encoder, heads)
 
 
-def make_optimizer(model: MultitaskBert, lr: float, layerwise_decay: float = 1.0,
+def make_optimizer(model: MultitaskBert, lr: float, layerwise_decay: float = 1.0, head_lr_scale: float = 1.0,
                    fused: bool = True) -> torch.optim.Optimizer:
     """AdamW; with layerwise_decay < 1, layer i of L gets lr * decay^(L - i), the embeddings lr * decay^(L+1).
+    The task heads (every parameter outside the encoder) get lr * head_lr_scale: they start from random
+    weights, and at an encoder's learning rate a short run barely moves them.
 
     fused=True takes torch's fused AdamW, the same update as the kit's AdamW (tests/test_optim.py
     checks they agree) in one pass over memory instead of about ten: on 2 CPU cores the kit's
@@ -188,12 +190,14 @@ def make_optimizer(model: MultitaskBert, lr: float, layerwise_decay: float = 1.0
         if not param.requires_grad:
             continue
         if name.startswith("encoder.embeddings."):
-            depth = num_layers + 1
+            group_lr = lr * layerwise_decay ** (num_layers + 1)
         elif name.startswith("encoder.layers."):
-            depth = num_layers - int(name.split(".")[2])
+            group_lr = lr * layerwise_decay ** (num_layers - int(name.split(".")[2]))
+        elif name.startswith("encoder."):
+            group_lr = lr  # the pooler
         else:
-            depth = 0  # pooler and heads
-        groups.setdefault(lr * layerwise_decay ** depth, []).append(param)
+            group_lr = lr * head_lr_scale
+        groups.setdefault(group_lr, []).append(param)
     param_groups = [{"params": params, "lr": group_lr} for group_lr, params in groups.items()]
     if fused:
         return torch.optim.AdamW(param_groups, lr=lr, weight_decay=0.01, fused=True)
@@ -363,6 +367,12 @@ def run_definition(settings: TrainSettings) -> dict:
     return json.loads(json.dumps(definition))  # tuples become lists, as in the file
 
 
+def field_defaults(kind) -> dict:
+    """A dataclass's fields that have defaults: a field the kit gained after a run was saved takes its
+    default there, which is what the kit did before the field existed."""
+    return {f.name: f.default for f in dataclasses.fields(kind) if f.default is not dataclasses.MISSING}
+
+
 def changed_since(run_dir: Path, settings: TrainSettings) -> list[str]:
     """The parts of the run's definition that differ from the run folder's settings.json (none: same run)."""
     path = Path(run_dir) / "settings.json"
@@ -370,6 +380,8 @@ def changed_since(run_dir: Path, settings: TrainSettings) -> list[str]:
         return []
     saved = json.loads(path.read_text())
     saved.update(model=saved["settings"]["model"], seed=saved["settings"]["seed"])
+    for key, kind in (("experiment", Experiment), ("preset", Preset)):
+        saved[key] = {**field_defaults(kind), **saved.get(key, {})}
     return [key for key, value in run_definition(settings).items() if saved.get(key) != value]
 
 
@@ -414,7 +426,7 @@ def train(settings: TrainSettings) -> Path:
         if experiment.freeze_last is not None:
             freeze_all_but_last(model, experiment.freeze_last)
         model.load_state_dict(state["model"])
-        optimizer = make_optimizer(model, preset.lr, experiment.layerwise_lr_decay)
+        optimizer = make_optimizer(model, preset.lr, experiment.layerwise_lr_decay, experiment.head_lr_scale)
         optimizer.load_state_dict(state["optimizer"])
         for task, stream in streams.items():
             stream.load_state_dict(state["streams"][task])
@@ -426,7 +438,7 @@ def train(settings: TrainSettings) -> Path:
             mnr_loss = mnr_pretrain(model, mnr_positive_pairs(examples), settings, preset, tokenizer, device, use_bf16)
         if experiment.freeze_last is not None:
             freeze_all_but_last(model, experiment.freeze_last)
-        optimizer = make_optimizer(model, preset.lr, experiment.layerwise_lr_decay)
+        optimizer = make_optimizer(model, preset.lr, experiment.layerwise_lr_decay, experiment.head_lr_scale)
     trainable = [p for p in model.parameters() if p.requires_grad]
     step_loss = distributed.wrap(StepLoss(model, experiment, weights), device)  # after freezing
     show_progress = settings.progress and distributed.is_main_process()

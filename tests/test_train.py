@@ -77,6 +77,16 @@ def test_layerwise_decay_gives_lower_layers_smaller_rates():
     assert rate_of[id(model.encoder.embeddings.word_embeddings.weight)] == pytest.approx(1.25e-4)
 
 
+def test_heads_learn_at_their_own_rate_and_the_encoder_keeps_its_own():
+    model = MultitaskBert(BertModel(preset("tiny")))
+    optimizer = make_optimizer(model, lr=1e-4, head_lr_scale=20.0)
+    rate_of = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    for head in (model.sentiment, model.paraphrase, model.similarity):
+        assert rate_of[id(head.weight)] == pytest.approx(2e-3) and rate_of[id(head.bias)] == pytest.approx(2e-3)
+    encoder_rates = {rate_of[id(p)] for p in model.encoder.parameters()}
+    assert encoder_rates == {1e-4}
+
+
 def tiny_run(run_dir, **overrides):
     settings = TrainSettings(**{"experiment": "M8", "preset": "quick", "model": "tiny", "run_dir": str(run_dir),
                                 "data_dir": str(DATA_DIR), "epochs": 2, "progress": False, "bf16": False, **overrides})
@@ -105,6 +115,20 @@ def test_a_run_folder_of_another_definition_is_neither_resumed_nor_reused(tmp_pa
     assert changed_since(tmp_path / "run", dataclasses.replace(same, seed=1, epochs=3)) == ["epochs", "seed"]
     with pytest.raises(ConfigError, match="epochs differ"):
         tiny_run(tmp_path / "run", epochs=3)
+
+
+
+def test_a_run_saved_before_the_kit_gained_a_setting_counts_as_that_settings_default(tmp_path):
+    tiny_run(tmp_path / "run", stop_after_epochs=1)
+    settings_file = tmp_path / "run" / "settings.json"
+    saved = json.loads(settings_file.read_text())
+    del saved["experiment"]["head_lr_scale"], saved["preset"]["epoch_dev_sample"]  # as an older kit wrote it
+    settings_file.write_text(json.dumps(saved))
+    same = TrainSettings(experiment="M8", preset="quick", model="tiny", epochs=2)
+    assert changed_since(tmp_path / "run", same) == []
+    saved["experiment"]["head_lr_scale"] = 5.0  # a saved value that is not the default still counts
+    settings_file.write_text(json.dumps(saved))
+    assert changed_since(tmp_path / "run", same) == ["experiment"]
 
 
 def run_cli(*args, cwd):
