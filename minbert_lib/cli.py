@@ -115,17 +115,14 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_reproduce(args: argparse.Namespace) -> None:
     """Train the report's ablation rows in turn (finished rows are kept) and write Table 2."""
-    import time
-
     from minbert_lib.experiments import EXPERIMENTS, REPORT_DEV, parse_rows
     from minbert_lib.plots import ablation_figure, ablation_markdown
-    from minbert_lib.train import changed_since, load_best_scores, train
+    from minbert_lib.train import changed_since, load_best_scores, load_minutes, train
 
     out = Path(args.out or f"runs/reproduce-{args.preset}-seed{args.seed}")
     rows = []
     for name in parse_rows(args.rows):
         run_dir = out / name
-        started = time.perf_counter()
         changed = changed_since(run_dir, settings_from(args, name, run_dir))
         if changed:  # a row trained under an older definition: keep it aside, train it again
             aside = run_dir.with_name(f"{name}.old")
@@ -135,15 +132,41 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
         if not (run_dir / "best-dev-scores.json").exists():
             print(f"== {name}: {EXPERIMENTS[name].description}")
             train(settings_from(args, name, run_dir))
-            (run_dir / "minutes.txt").write_text(f"{(time.perf_counter() - started) / 60:.2f}\n")
-        minutes = float((run_dir / "minutes.txt").read_text()) if (run_dir / "minutes.txt").exists() else None
         rows.append({"name": name, "description": EXPERIMENTS[name].description, "report": REPORT_DEV.get(name),
-                     "kit": load_best_scores(run_dir), "minutes": minutes})
+                     "kit": load_best_scores(run_dir), "minutes": load_minutes(run_dir)})
     table = ablation_markdown(rows)
     (out / "table2.md").write_text(table, encoding="utf-8")
     figure = ablation_figure(rows)
     figure.savefig(out / "table2.png", dpi=110)
     print(table + f"\n{QUORA_NOTE}\nwritten: {out / 'table2.md'}, {out / 'table2.png'}")
+
+
+def cmd_seeds(args: argparse.Namespace) -> None:
+    """Runs of one experiment and preset with different seeds: their best dev scores and mean +- sd."""
+    import json
+
+    from minbert_lib.plots import seeds_markdown
+    from minbert_lib.train import load_best_scores, load_minutes
+
+    rows, definitions = [], set()
+    for run in map(Path, args.runs):
+        if not (run / "settings.json").is_file():
+            raise MinbertError(f"{run} is not a run folder (it has no settings.json): give folders written by "
+                               "minbert train")
+        saved = json.loads((run / "settings.json").read_text())
+        definitions.add((saved["experiment"]["name"], saved["preset"]["name"], saved["epochs"]))
+        rows.append({"run": run.name, "seed": saved["settings"]["seed"], "kit": load_best_scores(run),
+                     "minutes": load_minutes(run)})
+    seeds = [row["seed"] for row in rows]
+    if len(set(seeds)) < len(seeds):
+        raise MinbertError(f"the runs' seeds {seeds} repeat: give each seed's run once")
+    if len(definitions) > 1:
+        raise MinbertError(f"the runs mix experiments, presets or epochs {sorted(definitions)}: give runs that "
+                           "differ only in their seed")
+    table = seeds_markdown(rows)
+    if args.out:
+        Path(args.out).write_text(table, encoding="utf-8")
+    print(table + f"\n{QUORA_NOTE}" + (f"\nwritten: {args.out}" if args.out else ""))
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
@@ -196,6 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--out", help="folder for the runs and the table (default: runs/reproduce-<preset>-seed<seed>)")
     add_training_options(reproduce)
     reproduce.set_defaults(func=cmd_reproduce)
+
+    seeds = sub.add_parser("seeds", help="compare runs of one experiment with different seeds (mean +- sd)")
+    seeds.add_argument("runs", nargs="+", help="run folders written by minbert train")
+    seeds.add_argument("--out", help="also write the table to this Markdown file")
+    seeds.set_defaults(func=cmd_seeds)
 
     plot = sub.add_parser("plot", help="draw a run's learning curves and confusion matrices")
     plot.add_argument("run", help="a run folder written by minbert train")

@@ -95,6 +95,26 @@ def ablation_markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def seeds_markdown(rows: list[dict]) -> str:
+    """One experiment trained with several seeds as Markdown: each run's best dev scores, then their
+    mean +- sample standard deviation.
+
+    rows: {"run", "seed", "kit": scores dict, "minutes": float or None}
+    """
+    metrics = ABLATION_METRICS + [("mean_score", "plain mean")]
+    lines = ["| run | seed | " + " | ".join(title for _, title in metrics) + " | minutes |", "|" + "---|" * (len(metrics) + 3)]
+    for row in rows:
+        minutes = "-" if row["minutes"] is None else f"{row['minutes']:.1f}"
+        lines.append(f"| {row['run']} | {row['seed']} | " + " | ".join(f"{row['kit'][key]:.3f}" for key, _ in metrics)
+                     + f" | {minutes} |")
+    spread = []
+    for key, _ in metrics:
+        values = np.array([row["kit"][key] for row in rows])
+        spread.append(f"{values.mean():.3f} +- {values.std(ddof=1) if len(values) > 1 else 0.0:.3f}")
+    lines.append(f"| mean +- sd of {len(rows)} | | " + " | ".join(spread) + " | |")
+    return "\n".join(lines) + "\n"
+
+
 def ablation_figure(rows: list[dict]) -> plt.Figure:
     """One panel per task: the kit's dev score per row, the report's as a black tick where known."""
     fig, axes = plt.subplots(1, 3, figsize=(16, 4), sharex=True)

@@ -387,6 +387,7 @@ def changed_since(run_dir: Path, settings: TrainSettings) -> list[str]:
 
 def train(settings: TrainSettings) -> Path:
     """Train one experiment with one preset; resume from `last.pt` when the run folder has one."""
+    started = time.perf_counter()
     experiment, preset = get_experiment(settings.experiment), get_preset(settings.preset)
     run_dir = Path(settings.run_dir) if settings.run_dir else default_run_dir(settings)
     changed = changed_since(run_dir, settings)
@@ -487,6 +488,8 @@ def train(settings: TrainSettings) -> Path:
 
     if stop_at == epochs and distributed.is_main_process():
         finish(run_dir, model, datasets, preset, device, use_bf16)
+        # wall time of this call, from start to the last prediction file (of the last part, if resumed)
+        (run_dir / "minutes.txt").write_text(f"{(time.perf_counter() - started) / 60:.2f}\n")
     distributed.barrier()
     distributed.teardown()
     return run_dir
@@ -507,6 +510,12 @@ def finish(run_dir: Path, model, datasets, preset: Preset, device, use_bf16: boo
     write_json(run_dir / "confusion.json", dev["confusion"])
     write_json(run_dir / "best-dev-scores.json", dev["scores"])
     plot_run(run_dir)
+
+
+def load_minutes(run_dir: Path) -> float | None:
+    """The wall time train() wrote for a finished run (None for runs of older kits)."""
+    path = Path(run_dir) / "minutes.txt"
+    return float(path.read_text()) if path.exists() else None
 
 
 def load_best_scores(run_dir: Path) -> dict:

@@ -98,6 +98,7 @@ def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
     tiny_run(tmp_path / "resumed", stop_after_epochs=1)
     interrupted_history = json.loads((tmp_path / "resumed" / "history.json").read_text())
     assert len(interrupted_history) == 1 and not (tmp_path / "resumed" / "best-dev-scores.json").exists()
+    assert not (tmp_path / "resumed" / "minutes.txt").exists()  # written only when the run has finished
     resumed = tiny_run(tmp_path / "resumed")
     history_a = json.loads((whole / "history.json").read_text())
     history_b = json.loads((resumed / "history.json").read_text())
@@ -145,6 +146,7 @@ def test_quick_run_from_the_cli_writes_a_complete_run_folder(tmp_path):
     assert "Quora duplicate questions" in result.stdout
     run = tmp_path / "run"
     expected = {"settings.json", "history.json", "last.pt", "best.pt", "best-config.json", "best-dev-scores.json",
+                "minutes.txt",
                 "confusion.json", "learning_curves.png", "confusion_matrices.png",
                 "sst-dev-predictions.csv", "sst-test-predictions.csv", "quora-dev-predictions.csv",
                 "sts-dev-predictions.csv", "sts-test-predictions.csv"}
@@ -190,6 +192,46 @@ def test_ablation_figure_and_table_without_report_numbers(tmp_path):
     table = ablation_markdown(rows)
     assert "| M0 | BL | - | - | - | 0.480 | 0.410 | -0.050 | 0.280 | 12.2 |" in table
     assert "| M8 | BL+TM2 | - | - | - | not run | not run | not run | - | - |" in table
+
+
+def fake_finished_run(folder: Path, seed: int, sst: float, experiment="best", minutes="12.50") -> Path:
+    folder.mkdir(parents=True)
+    settings = {"settings": {"seed": seed}, "experiment": {"name": experiment}, "preset": {"name": "cpu"}, "epochs": 1}
+    (folder / "settings.json").write_text(json.dumps(settings))
+    scores = {"sst_accuracy": sst, "quora_accuracy": 0.7, "sts_pearson": 0.8, "mean_score": (sst + 1.5) / 3}
+    (folder / "best-dev-scores.json").write_text(json.dumps(scores))
+    if minutes:
+        (folder / "minutes.txt").write_text(minutes + "\n")
+    return folder
+
+
+def test_seeds_table_gives_each_run_and_mean_and_spread(tmp_path, capsys):
+    from minbert_lib.cli import main
+
+    runs = [fake_finished_run(tmp_path / f"best-seed{seed}", seed, sst, minutes=m)
+            for seed, sst, m in ((0, 0.40, "12.50"), (1, 0.44, "11.00"), (2, 0.42, None))]
+    assert main(["seeds", *map(str, runs), "--out", str(tmp_path / "best.md")]) == 0
+    table = (tmp_path / "best.md").read_text()
+    assert "| best-seed0 | 0 | 0.400 | 0.700 | 0.800 | 0.633 | 12.5 |" in table
+    assert "| best-seed2 | 2 | 0.420 | 0.700 | 0.800 | 0.640 | - |" in table
+    assert "| mean +- sd of 3 | | 0.420 +- 0.020 | 0.700 +- 0.000 |" in table
+    assert table in capsys.readouterr().out
+
+
+def test_seeds_refuses_mixed_repeated_or_unfinished_runs(tmp_path, capsys):
+    from minbert_lib.cli import main
+
+    best = fake_finished_run(tmp_path / "best", 0, 0.4)
+    other = fake_finished_run(tmp_path / "m7", 1, 0.4, experiment="M7")
+    assert main(["seeds", str(best), str(other)]) == 1
+    assert "mix experiments" in capsys.readouterr().err
+    assert main(["seeds", str(best), str(best)]) == 1
+    assert "seeds [0, 0] repeat" in capsys.readouterr().err
+    assert main(["seeds", str(tmp_path / "missing")]) == 1
+    assert "missing is not a run folder" in capsys.readouterr().err
+    (best / "best-dev-scores.json").unlink()
+    assert main(["seeds", str(best)]) == 1
+    assert "has not finished" in capsys.readouterr().err
 
 
 def test_fixed_samples_are_seeded_sorted_and_optional():
