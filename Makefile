@@ -23,6 +23,7 @@ setup: $(VENV)/.setup-stamp
 demo: setup
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/minbert demo
 	$(BIN)/minbert data fetch $(if $(SHARED_DATA),--mirror $(SHARED_DATA))
+	rm -rf runs/demo-best-quick  # the demo trains afresh, whatever an older kit left there
 	$(BIN)/minbert train --experiment best --preset quick --run-dir runs/demo-best-quick
 	$(COURSE) demo
 
