@@ -96,8 +96,8 @@ def ablation_markdown(rows: list[dict]) -> str:
 
 
 def seeds_markdown(rows: list[dict]) -> str:
-    """One experiment trained with several seeds as Markdown: each run's best dev scores, then their
-    mean +- sample standard deviation.
+    """One experiment trained with several seeds as Markdown: each run's best dev scores, then (for
+    two runs or more) their mean +- sample standard deviation.
 
     rows: {"run", "seed", "kit": scores dict, "minutes": float or None}
     """
@@ -107,11 +107,12 @@ def seeds_markdown(rows: list[dict]) -> str:
         minutes = "-" if row["minutes"] is None else f"{row['minutes']:.1f}"
         lines.append(f"| {row['run']} | {row['seed']} | " + " | ".join(f"{row['kit'][key]:.3f}" for key, _ in metrics)
                      + f" | {minutes} |")
-    spread = []
-    for key, _ in metrics:
-        values = np.array([row["kit"][key] for row in rows])
-        spread.append(f"{values.mean():.3f} +- {values.std(ddof=1) if len(values) > 1 else 0.0:.3f}")
-    lines.append(f"| mean +- sd of {len(rows)} | | " + " | ".join(spread) + " | |")
+    if len(rows) > 1:  # one run has no spread to show
+        spread = []
+        for key, _ in metrics:
+            values = np.array([row["kit"][key] for row in rows])
+            spread.append(f"{values.mean():.3f} +- {values.std(ddof=1):.3f}")
+        lines.append(f"| mean +- sd of {len(rows)} | | " + " | ".join(spread) + " | |")
     return "\n".join(lines) + "\n"
 
 

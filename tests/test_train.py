@@ -216,6 +216,7 @@ def test_seeds_table_gives_each_run_and_mean_and_spread(tmp_path, capsys):
     assert "| best-seed2 | 2 | 0.420 | 0.700 | 0.800 | 0.640 | - |" in table
     assert "| mean +- sd of 3 | | 0.420 +- 0.020 | 0.700 +- 0.000 |" in table
     assert table in capsys.readouterr().out
+    assert main(["seeds", str(runs[0])]) == 0 and "mean +- sd" not in capsys.readouterr().out
 
 
 def test_seeds_refuses_mixed_repeated_or_unfinished_runs(tmp_path, capsys):
