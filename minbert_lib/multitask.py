@@ -10,6 +10,9 @@ Heads, chosen by `HeadConfig`:
     cos     COS-S: similarity = 5 * relu(cos(u, v));  COS-P: the logit is cos(u, v),
             so P(paraphrase) = sigmoid(cos(u, v)), which can only range over [0.27, 0.73]
     cross   paraphrase as a cross-encoder: one sequence [CLS] a [SEP] b [SEP], linear on its embedding
+    cos-scaled  paraphrase as a bi-encoder with a learned scale and offset on the cosine:
+            logit = scale * (cos(u, v) - threshold), starting at scale 20 and threshold 0.8 (where
+            MiniLM's untuned cosines best split Quora train), so P(paraphrase) spans all of [0, 1]
 """
 from __future__ import annotations
 
@@ -25,19 +28,20 @@ Encoding = dict[str, torch.Tensor]  # input_ids, attention_mask, token_type_ids:
 
 NUM_SENTIMENT_CLASSES = 5
 MAX_SIMILARITY = 5.0
+COS_SCALED_INIT = (20.0, 0.8)  # (scale, threshold) of the cos-scaled paraphrase head at the start
 
 
 @dataclass
 class HeadConfig:
     sentiment_head: str = "linear"   # linear
-    paraphrase_head: str = "linear"  # linear | cos (COS-P) | cross
+    paraphrase_head: str = "linear"  # linear | cos (COS-P) | cross | cos-scaled
     similarity_head: str = "linear"  # linear | cos (COS-S)
     pooling: str = "cls"             # cls (the pooler output, as in the report) | mean
     pair_features: str = "concat"    # concat: [u, v] | rich: [u, v, |u - v|, u * v]
     dropout: float = 0.3
 
     def __post_init__(self):
-        allowed = {"sentiment_head": ("linear",), "paraphrase_head": ("linear", "cos", "cross"),
+        allowed = {"sentiment_head": ("linear",), "paraphrase_head": ("linear", "cos", "cross", "cos-scaled"),
                    "similarity_head": ("linear", "cos"), "pooling": ("cls", "mean"),
                    "pair_features": ("concat", "rich")}
         for field, choices in allowed.items():
@@ -61,6 +65,9 @@ class MultitaskBert(nn.Module):
             self.paraphrase = nn.Linear(pair_width, 1)
         elif self.heads.paraphrase_head == "cross":
             self.paraphrase = nn.Linear(H, 1)
+        elif self.heads.paraphrase_head == "cos-scaled":
+            self.paraphrase_scale = nn.Parameter(torch.tensor(COS_SCALED_INIT[0]))
+            self.paraphrase_threshold = nn.Parameter(torch.tensor(COS_SCALED_INIT[1]))
         if self.heads.similarity_head == "linear":
             self.similarity = nn.Linear(pair_width, 1)
 
@@ -96,6 +103,8 @@ class MultitaskBert(nn.Module):
         u, v = self.embed_pair(first, second)
         if self.heads.paraphrase_head == "cos":
             return F.cosine_similarity(u, v, dim=-1)  # COS-P: P = sigmoid(cos)
+        if self.heads.paraphrase_head == "cos-scaled":
+            return self.paraphrase_scale * (F.cosine_similarity(u, v, dim=-1) - self.paraphrase_threshold)
         return self.paraphrase(self.dropout(self.pair_features(u, v))).squeeze(-1)
 
     def similarity_scores(self, first: Encoding, second: Encoding) -> torch.Tensor:

@@ -446,7 +446,7 @@ def train(settings: TrainSettings) -> Path:
 
     stop_at = min(epochs, start_epoch + settings.stop_after_epochs) if settings.stop_after_epochs else epochs
     for epoch in range(start_epoch, stop_at):
-        started = time.perf_counter()
+        epoch_started = time.perf_counter()
         model.train()
         sums = {t: 0.0 for t in tasks}
         steps = steps_per_epoch(experiment.schedule, streams)
@@ -465,7 +465,7 @@ def train(settings: TrainSettings) -> Path:
         dev = evaluate(model, datasets, "dev", preset.batch_size, device, use_bf16, dev_sample)
         train_eval = evaluate(model, datasets, "train", preset.batch_size, device, use_bf16, train_sample)
         record = {"epoch": epoch + 1, "train_loss": {t: sums[t] / max(steps, 1) for t in tasks},
-                  "train": train_eval["scores"], "dev": dev["scores"], "seconds": time.perf_counter() - started}
+                  "train": train_eval["scores"], "dev": dev["scores"], "seconds": time.perf_counter() - epoch_started}
         if mnr_loss is not None and epoch == 0:
             record["mnr_loss"] = mnr_loss
         history.append(record)

@@ -68,6 +68,16 @@ def test_cos_heads_follow_their_formulas():
     assert torch.allclose(model.paraphrase_logits(a, b), cos, atol=1e-5)
 
 
+def test_scaled_cos_paraphrase_head_learns_its_scale_and_threshold():
+    model = tiny_multitask(paraphrase_head="cos-scaled")
+    a, b = encoding([[5, 6, 7, 0], [8, 9, 0, 0]]), encoding([[5, 6, 0], [10, 11, 12]])
+    cos = F.cosine_similarity(model.embed(a), model.embed(b), dim=-1)
+    logits = model.paraphrase_logits(a, b)
+    assert torch.allclose(logits, 20.0 * (cos - 0.8), atol=1e-4)
+    logits.sum().backward()
+    assert model.paraphrase_scale.grad is not None and model.paraphrase_threshold.grad is not None
+
+
 def test_embedding_a_pair_in_one_call_equals_two_calls():
     model = tiny_multitask(pooling="mean").eval()
     a, b = encoding([[5, 6, 7, 0], [8, 9, 0, 0]]), encoding([[5, 6], [10, 11]])

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -16,6 +17,7 @@ from minbert_lib.model import BertModel
 from minbert_lib.multitask import HeadConfig, MultitaskBert
 from minbert_lib.optim import AdamW
 from minbert_lib.errors import ConfigError
+import minbert_lib.train as train_module
 from minbert_lib.train import TrainSettings, changed_since, make_optimizer, mnr_batches, train
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -27,23 +29,27 @@ def random_encoding(generator, batch=8, length=6, vocab=512):
 
 
 @pytest.mark.parametrize("heads", [HeadConfig(), HeadConfig(paraphrase_head="cross", similarity_head="cos",
-                                                            pooling="mean")])
+                                                            pooling="mean"),
+                                   HeadConfig(paraphrase_head="cos-scaled", similarity_head="cos", pooling="mean")])
 def test_tiny_model_overfits_eight_examples_on_every_head(heads):
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
     model = MultitaskBert(BertModel(preset("tiny", hidden_dropout=0.0, attention_dropout=0.0)),
                           HeadConfig(**{**heads.to_dict(), "dropout": 0.0}))
     a, b = random_encoding(generator), random_encoding(generator)
+    # Quora gets its own pairs, as in real data: a bi-encoder scores both pair tasks by cos(u, v),
+    # so one set of pairs cannot carry alternating paraphrase labels and rising similarity labels.
+    c, d = random_encoding(generator), random_encoding(generator)
     sentiment_labels = torch.arange(8) % 5
     paraphrase_labels = torch.tensor([0, 1] * 4)
-    similarity_labels = torch.linspace(0.5, 4.5, 8)
-    pair = {k: torch.cat([a[k], b[k]], dim=1) for k in a}
+    similarity_labels = torch.linspace(1.0, 4.5, 8)  # away from 0, where 5 * relu(cos) has no gradient
+    pair = {k: torch.cat([c[k], d[k]], dim=1) for k in c}
     pair["token_type_ids"][:, 6:] = 1
     optimizer = AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
 
     def losses():
         paraphrase = (model.paraphrase_logits(pair=pair) if heads.paraphrase_head == "cross"
-                      else model.paraphrase_logits(a, b))
+                      else model.paraphrase_logits(c, d))
         return {"sst": TASK_LOSSES["sst"](model.sentiment_logits(a), sentiment_labels),
                 "quora": TASK_LOSSES["quora"](paraphrase, paraphrase_labels),
                 "sts": TASK_LOSSES["sts"](model.similarity_scores(a, b), similarity_labels)}
@@ -91,6 +97,16 @@ def tiny_run(run_dir, **overrides):
     settings = TrainSettings(**{"experiment": "M8", "preset": "quick", "model": "tiny", "run_dir": str(run_dir),
                                 "data_dir": str(DATA_DIR), "epochs": 2, "progress": False, "bf16": False, **overrides})
     return train(settings)
+
+
+def test_run_minutes_cover_setup_and_every_epoch(tmp_path, monkeypatch):
+    """A clock that moves one minute per reading: the run's minutes must exceed the sum of its epochs."""
+    readings = iter(range(0, 10_000, 60))
+    monkeypatch.setattr(train_module, "time", SimpleNamespace(perf_counter=lambda: next(readings)))
+    run = tiny_run(tmp_path / "run")
+    epoch_minutes = sum(r["seconds"] for r in json.loads((run / "history.json").read_text())) / 60
+    assert epoch_minutes == 2
+    assert float((run / "minutes.txt").read_text()) > epoch_minutes
 
 
 def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
