@@ -23,7 +23,8 @@ class Experiment:
     reweight: bool = False                # RW: weight losses by dataset share
     similarity_loss: str = "mse"          # mse (the report) | cosent
     layerwise_lr_decay: float = 1.0       # 1.0: one learning rate for the whole encoder
-    head_lr_scale: float = 1.0            # heads learn at lr * this (the report: 1, one rate for all)
+    lr_scale: float = 1.0                 # the encoder learns at the preset's lr * this
+    head_lr_scale: float = 1.0            # heads learn at the encoder's lr * this (the report: 1, one rate for all)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

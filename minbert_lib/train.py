@@ -36,7 +36,7 @@ from minbert_lib.experiments import Experiment, Preset, get_experiment, get_pres
 from minbert_lib.losses import (TASK_LOSSES, cosent_loss, dataset_share_weights,
                                 multiple_negatives_ranking_loss)
 from minbert_lib.model import BertModel
-from minbert_lib.multitask import MultitaskBert, freeze_all_but_last
+from minbert_lib.multitask import MAX_SIMILARITY, MultitaskBert, freeze_all_but_last
 from minbert_lib.optim import AdamW
 from minbert_lib.schedules import SCHEDULES, TaskStream, schedule_tasks, steps_per_epoch
 from minbert_lib.tokenizer import Tokenizer
@@ -222,7 +222,8 @@ def task_loss(model: MultitaskBert, task: str, batch: dict, experiment: Experime
         return TASK_LOSSES["quora"](paraphrase_logits(model, batch), labels)
     scores = model.similarity_scores(batch["a"], batch["b"])
     if experiment.similarity_loss == "cosent":
-        return cosent_loss(scores, labels)
+        # CoSENT's scale of 20 is meant for cosines; COS-S scores are 5 * cos, so bring them back to cos
+        return cosent_loss(scores / MAX_SIMILARITY, labels)
     return TASK_LOSSES["sts"](scores, labels)
 
 
@@ -342,11 +343,11 @@ def default_run_dir(settings: TrainSettings) -> Path:
 
 # --- the loop -----------------------------------------------------------------------
 
-def mnr_pretrain(model, pairs: list[Example], settings, preset, tokenizer, device, use_bf16) -> float:
-    """preset.mnr_epochs passes of MNR over positive pairs; returns the mean loss."""
+def mnr_pretrain(model, pairs: list[Example], settings, preset, lr: float, tokenizer, device, use_bf16) -> float:
+    """preset.mnr_epochs passes of MNR over positive pairs at learning rate lr; returns the mean loss."""
     dataset = TaskDataset(pairs, tokenizer, pair_encoding="bi", max_length=preset.max_length)
     step_loss = distributed.wrap(StepLoss(model), device)
-    optimizer = make_optimizer(model, preset.lr)
+    optimizer = make_optimizer(model, lr)
     model.train()
     losses = []
     for epoch in range(preset.mnr_epochs):
@@ -399,6 +400,7 @@ def train(settings: TrainSettings) -> Path:
     want_bf16 = preset.bf16 if settings.bf16 is None else settings.bf16
     use_bf16 = want_bf16 and bf16_supported(device)
     epochs = settings.epochs or preset.epochs
+    lr = preset.lr * experiment.lr_scale
     if distributed.is_main_process():
         write_json(run_dir / "settings.json", {
             "settings": dataclasses.asdict(settings), "experiment": experiment.to_dict(),
@@ -427,7 +429,7 @@ def train(settings: TrainSettings) -> Path:
         if experiment.freeze_last is not None:
             freeze_all_but_last(model, experiment.freeze_last)
         model.load_state_dict(state["model"])
-        optimizer = make_optimizer(model, preset.lr, experiment.layerwise_lr_decay, experiment.head_lr_scale)
+        optimizer = make_optimizer(model, lr, experiment.layerwise_lr_decay, experiment.head_lr_scale)
         optimizer.load_state_dict(state["optimizer"])
         for task, stream in streams.items():
             stream.load_state_dict(state["streams"][task])
@@ -436,10 +438,10 @@ def train(settings: TrainSettings) -> Path:
         print(f"resuming {run_dir} after epoch {start_epoch}")
     else:
         if experiment.mnr:
-            mnr_loss = mnr_pretrain(model, mnr_positive_pairs(examples), settings, preset, tokenizer, device, use_bf16)
+            mnr_loss = mnr_pretrain(model, mnr_positive_pairs(examples), settings, preset, lr, tokenizer, device, use_bf16)
         if experiment.freeze_last is not None:
             freeze_all_but_last(model, experiment.freeze_last)
-        optimizer = make_optimizer(model, preset.lr, experiment.layerwise_lr_decay, experiment.head_lr_scale)
+        optimizer = make_optimizer(model, lr, experiment.layerwise_lr_decay, experiment.head_lr_scale)
     trainable = [p for p in model.parameters() if p.requires_grad]
     step_loss = distributed.wrap(StepLoss(model, experiment, weights), device)  # after freezing
     show_progress = settings.progress and distributed.is_main_process()

@@ -12,7 +12,7 @@ import torch
 
 from minbert_lib.config import preset
 from minbert_lib.data import Example
-from minbert_lib.losses import TASK_LOSSES
+from minbert_lib.losses import TASK_LOSSES, cosent_loss
 from minbert_lib.model import BertModel
 from minbert_lib.multitask import HeadConfig, MultitaskBert
 from minbert_lib.optim import AdamW
@@ -62,6 +62,19 @@ def test_tiny_model_overfits_eight_examples_on_every_head(heads):
     after = {k: v.item() for k, v in losses().items()}
     for task in after:
         assert after[task] < 0.05 * before[task] and after[task] < 0.05, (task, before[task], after[task])
+
+
+def test_cosent_on_the_cos_s_head_ranks_cosines_not_five_times_cosines():
+    """CoSENT's scale 20 is meant for cosines: COS-S predicts 5 cos, which would make it 100."""
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(1)
+    model = MultitaskBert(BertModel(preset("tiny")), HeadConfig(similarity_head="cos", pooling="mean")).eval()
+    a, b = random_encoding(generator), random_encoding(generator)
+    labels = torch.linspace(0.0, 5.0, 8)
+    experiment = SimpleNamespace(similarity_loss="cosent")
+    cosines = torch.nn.functional.cosine_similarity(model.embed(a), model.embed(b), dim=-1).clamp(min=0)
+    loss = train_module.task_loss(model, "sts", {"a": a, "b": b, "labels": labels}, experiment)
+    assert torch.allclose(loss, cosent_loss(cosines, labels), atol=1e-5)
 
 
 def test_mnr_batches_never_repeat_a_sentence_and_cover_every_pair():
