@@ -17,6 +17,7 @@ from minbert_lib.model import BertModel
 from minbert_lib.multitask import HeadConfig, MultitaskBert
 from minbert_lib.optim import AdamW
 from minbert_lib.errors import ConfigError
+from minbert_lib.experiments import get_experiment, get_preset
 import minbert_lib.train as train_module
 from minbert_lib.train import TrainSettings, changed_since, make_optimizer, mnr_batches, train
 
@@ -120,6 +121,20 @@ def test_run_minutes_cover_setup_and_every_epoch(tmp_path, monkeypatch):
     epoch_minutes = sum(r["seconds"] for r in json.loads((run / "history.json").read_text())) / 60
     assert epoch_minutes == 2
     assert float((run / "minutes.txt").read_text()) > epoch_minutes
+
+
+def test_lr_scale_sets_the_learning_rate_of_the_mnr_pass_and_of_fine_tuning(tmp_path, monkeypatch):
+    doubled = dataclasses.replace(get_experiment("M5"), lr_scale=2.0)  # M5 has an MNR pass
+    monkeypatch.setattr(train_module, "get_experiment", lambda name: doubled)
+    rates = []
+
+    def recording_make_optimizer(model, lr, *args, **kwargs):
+        rates.append(lr)
+        return make_optimizer(model, lr, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "make_optimizer", recording_make_optimizer)
+    tiny_run(tmp_path / "run", epochs=1)
+    assert rates == [2 * get_preset("quick").lr] * 2
 
 
 def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
