@@ -52,13 +52,13 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     _row("M12", "BL+TM2+COS-S+RW", "TM2", sts="cos", reweight=True),
     # The kit's own recipe: mean pooling (how MiniLM was pre-trained), paraphrase as a cosine
     # with a learned scale and threshold, cosine similarity trained with CoSENT after MNR,
-    # layer-wise lr decay, and heads that learn 20 times faster than the encoder (the sentiment
-    # head starts from random weights).
+    # the encoder at twice the preset's learning rate with layer-wise decay, and heads that learn
+    # 20 times faster than the encoder (the sentiment head starts from random weights).
     Experiment(
         "best", "kit: mean pooling, scaled-cosine paraphrase, COS-S with CoSENT, MNR, TM1",
         schedule="TM1",
         heads=HeadConfig(similarity_head="cos", paraphrase_head="cos-scaled", pooling="mean", dropout=0.1),
-        mnr=True, similarity_loss="cosent", layerwise_lr_decay=0.9, head_lr_scale=20.0,
+        mnr=True, similarity_loss="cosent", lr_scale=2.0, layerwise_lr_decay=0.9, head_lr_scale=20.0,
     ),
 ]}
 
