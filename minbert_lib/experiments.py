@@ -25,6 +25,7 @@ class Experiment:
     layerwise_lr_decay: float = 1.0       # 1.0: one learning rate for the whole encoder
     lr_scale: float = 1.0                 # the encoder learns at the preset's lr * this
     head_lr_scale: float = 1.0            # heads learn at the encoder's lr * this (the report: 1, one rate for all)
+    lr_schedule: str = "constant"         # constant (the report) | linear: warm up, then decay to 0
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

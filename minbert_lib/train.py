@@ -204,6 +204,27 @@ def make_optimizer(model: MultitaskBert, lr: float, layerwise_decay: float = 1.0
     return AdamW(param_groups, lr=lr, weight_decay=0.01)
 
 
+LR_SCHEDULES = ("constant", "linear")
+WARMUP_FRACTION = 0.1
+
+
+def make_lr_schedule(optimizer: torch.optim.Optimizer, kind: str, total_steps: int):
+    """constant: every group keeps its rate. linear: each rate rises from 0 over the first 10% of
+    `total_steps`, then falls linearly to 0 at the last step, as in BERT's own fine-tuning."""
+    if kind not in LR_SCHEDULES:
+        raise ConfigError(f"lr_schedule={kind!r}: choose one of {LR_SCHEDULES}")
+    warmup = max(1, int(WARMUP_FRACTION * total_steps))
+
+    def factor(step: int) -> float:  # scales every group's base rate before optimizer step `step` + 1
+        if kind == "constant":
+            return 1.0
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 # --- one step, and evaluation ---------------------------------------------------
 
 def paraphrase_logits(model: MultitaskBert, batch: dict) -> torch.Tensor:
@@ -424,13 +445,17 @@ def train(settings: TrainSettings) -> Path:
 
     checkpoint_path = run_dir / "last.pt"
     history, best_score, start_epoch, mnr_loss = [], -float("inf"), 0, None
+    total_steps = epochs * steps_per_epoch(experiment.schedule, streams)
     if checkpoint_path.exists():
         state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
         if experiment.freeze_last is not None:
             freeze_all_but_last(model, experiment.freeze_last)
         model.load_state_dict(state["model"])
         optimizer = make_optimizer(model, lr, experiment.layerwise_lr_decay, experiment.head_lr_scale)
-        optimizer.load_state_dict(state["optimizer"])
+        lr_schedule = make_lr_schedule(optimizer, experiment.lr_schedule, total_steps)
+        optimizer.load_state_dict(state["optimizer"])  # after the schedule is made: it restores the saved rates
+        if "lr_schedule" in state:  # checkpoints of older kits have none: they kept constant rates
+            lr_schedule.load_state_dict(state["lr_schedule"])
         for task, stream in streams.items():
             stream.load_state_dict(state["streams"][task])
         torch.set_rng_state(state["torch_rng"])
@@ -442,6 +467,7 @@ def train(settings: TrainSettings) -> Path:
         if experiment.freeze_last is not None:
             freeze_all_but_last(model, experiment.freeze_last)
         optimizer = make_optimizer(model, lr, experiment.layerwise_lr_decay, experiment.head_lr_scale)
+        lr_schedule = make_lr_schedule(optimizer, experiment.lr_schedule, total_steps)
     trainable = [p for p in model.parameters() if p.requires_grad]
     step_loss = distributed.wrap(StepLoss(model, experiment, weights), device)  # after freezing
     show_progress = settings.progress and distributed.is_main_process()
@@ -457,6 +483,7 @@ def train(settings: TrainSettings) -> Path:
         for step_number, step in enumerate(bar, start=1):
             batches = {task: collate_shard(datasets[task]["train"], indices) for task, indices in step.items()}
             losses = optimisation_step(step_loss, optimizer, trainable, batches, device, use_bf16)
+            lr_schedule.step()
             for task, value in losses.items():
                 sums[task] += value
             bar.set_postfix({t: f"{sums[t] / step_number:.3f}" for t in tasks})  # running mean losses
@@ -479,7 +506,7 @@ def train(settings: TrainSettings) -> Path:
             write_json(run_dir / "best-config.json", {"encoder": model.encoder.config.to_dict(),
                                                       "heads": model.heads.to_dict(), "epoch": epoch + 1})
         save_checkpoint(checkpoint_path, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "lr_schedule": lr_schedule.state_dict(),
             "streams": {t: s.state_dict() for t, s in streams.items()}, "torch_rng": torch.get_rng_state(),
             "history": history, "best_score": best_score, "epoch": epoch + 1,
         })

@@ -19,7 +19,8 @@ from minbert_lib.optim import AdamW
 from minbert_lib.errors import ConfigError
 from minbert_lib.experiments import get_experiment, get_preset
 import minbert_lib.train as train_module
-from minbert_lib.train import TrainSettings, changed_since, make_optimizer, mnr_batches, train
+from minbert_lib.train import (TrainSettings, changed_since, make_lr_schedule, make_optimizer, mnr_batches,
+                               train)
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -107,6 +108,32 @@ def test_heads_learn_at_their_own_rate_and_the_encoder_keeps_its_own():
     assert encoder_rates == {1e-4}
 
 
+def rates_before_each_step(kind, total_steps, model):
+    optimizer = make_optimizer(model, lr=1e-3, layerwise_decay=0.5, fused=False)
+    schedule = make_lr_schedule(optimizer, kind, total_steps)
+    rates = []
+    for _ in range(total_steps):
+        rates.append([group["lr"] for group in optimizer.param_groups])
+        optimizer.step()
+        schedule.step()
+    return rates, [group["lr"] for group in optimizer.param_groups]
+
+
+def test_linear_schedule_warms_up_for_a_tenth_of_the_steps_then_decays_to_zero():
+    model = MultitaskBert(BertModel(preset("tiny")))
+    base = [group["lr"] for group in make_optimizer(model, lr=1e-3, layerwise_decay=0.5).param_groups]
+    rates, after_last = rates_before_each_step("linear", 20, model)
+    factors = [r[0] / base[0] for r in rates]  # warmup is 2 of 20 steps
+    assert factors[:4] == pytest.approx([0.5, 1.0, 1.0, 17 / 18])
+    assert factors[-1] == pytest.approx(1 / 18) and after_last == pytest.approx([0.0] * len(base))
+    assert all(later < earlier for earlier, later in zip(factors[2:], factors[3:]))
+    assert all(r == pytest.approx([f * b for b in base]) for r, f in zip(rates, factors))  # groups keep their ratios
+    constant_rates, _ = rates_before_each_step("constant", 20, model)
+    assert all(r == pytest.approx(base) for r in constant_rates)
+    with pytest.raises(ConfigError, match="lr_schedule='cosine'"):
+        rates_before_each_step("cosine", 20, model)
+
+
 def tiny_run(run_dir, **overrides):
     settings = TrainSettings(**{"experiment": "M8", "preset": "quick", "model": "tiny", "run_dir": str(run_dir),
                                 "data_dir": str(DATA_DIR), "epochs": 2, "progress": False, "bf16": False, **overrides})
@@ -137,7 +164,10 @@ def test_lr_scale_sets_the_learning_rate_of_the_mnr_pass_and_of_fine_tuning(tmp_
     assert rates == [2 * get_preset("quick").lr] * 2
 
 
-def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
+@pytest.mark.parametrize("lr_schedule", ["constant", "linear"])
+def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, monkeypatch, lr_schedule):
+    scheduled = dataclasses.replace(get_experiment("M8"), lr_schedule=lr_schedule)
+    monkeypatch.setattr(train_module, "get_experiment", lambda name: scheduled)
     whole = tiny_run(tmp_path / "whole")
     tiny_run(tmp_path / "resumed", stop_after_epochs=1)
     interrupted_history = json.loads((tmp_path / "resumed" / "history.json").read_text())
