@@ -13,7 +13,9 @@ A sentence pair is encoded one of two ways:
   and 1 over `b [SEP]`; the batch has input_ids / token_type_ids / attention_mask;
 - "bi": each sentence on its own, `[CLS] a [SEP]` and `[CLS] b [SEP]`, padded separately;
   the batch has `batch["a"]` and `batch["b"]`, each a dict for `model(**batch["a"])`
-  (what the cosine-similarity heads and the multiple-negatives ranking loss need).
+  (what the cosine-similarity heads and the multiple-negatives ranking loss need);
+- "both": the two above at once, `batch["a"]`, `batch["b"]` and the cross form in
+  `batch["pair"]` (for a head that reads the pair both ways).
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from torch.utils.data import Dataset
 from minbert_lib.data import Example
 from minbert_lib.tokenizer import Tokenizer
 
-PAIR_ENCODINGS = ("cross", "bi")
+PAIR_ENCODINGS = ("cross", "bi", "both")
 ENCODE_CHUNK = 1024  # texts per call to the tokenizer: bounds the padded chunk held in memory
 
 
@@ -68,11 +70,12 @@ class TaskDataset(Dataset):
         texts = [e.text for e in examples]
         seconds = [e.text_b for e in examples] if self.pair_encoding else None
 
-        if self.pair_encoding == "bi":
-            segments = [encode_unpadded(tokenizer, texts, max_length=max_length),
-                        encode_unpadded(tokenizer, seconds, max_length=max_length)]
-        else:
-            segments = [encode_unpadded(tokenizer, texts, seconds, max_length=max_length)]
+        segments = []
+        if self.pair_encoding in ("bi", "both"):
+            segments += [encode_unpadded(tokenizer, texts, max_length=max_length),
+                         encode_unpadded(tokenizer, seconds, max_length=max_length)]
+        if self.pair_encoding != "bi":  # a single sentence, or the pair as one sequence
+            segments.append(encode_unpadded(tokenizer, texts, seconds, max_length=max_length))
         self.items = list(zip(*segments))  # items[i] = one (input_ids, token_type_ids) per segment
         self.segment_lengths = [tuple(len(ids) for ids, _ in item) for item in self.items]
 
@@ -94,7 +97,12 @@ class TaskDataset(Dataset):
         """Stack items into a batch, each segment padded to its longest in the batch."""
         padded = [pad_segment([item["segments"][s] for item in items], self.pad_token_id)
                   for s in range(len(items[0]["segments"]))]
-        batch = {"a": padded[0], "b": padded[1]} if self.pair_encoding == "bi" else dict(padded[0])
+        if self.pair_encoding == "bi":
+            batch = {"a": padded[0], "b": padded[1]}
+        elif self.pair_encoding == "both":
+            batch = {"a": padded[0], "b": padded[1], "pair": padded[2]}
+        else:
+            batch = dict(padded[0])
         labels = [item["label"] for item in items]
         if labels[0] is not None:
             dtype = torch.float32 if isinstance(labels[0], float) else torch.long

@@ -13,6 +13,9 @@ Heads, chosen by `HeadConfig`:
     cos-scaled  paraphrase as a bi-encoder with a learned scale and offset on the cosine:
             logit = scale * (cos(u, v) - threshold), starting at scale 20 and threshold 0.8 (where
             MiniLM's untuned cosines best split Quora train), so P(paraphrase) spans all of [0, 1]
+    cos-cross   cos-scaled plus a cross-encoder term: logit = scale * (cos(u, v) - threshold)
+            + linear(embedding of [CLS] a [SEP] b [SEP]); the linear layer starts at zero, so
+            training starts from the cos-scaled head and the cross term learns what cosines miss
 """
 from __future__ import annotations
 
@@ -34,14 +37,15 @@ COS_SCALED_INIT = (20.0, 0.8)  # (scale, threshold) of the cos-scaled paraphrase
 @dataclass
 class HeadConfig:
     sentiment_head: str = "linear"   # linear
-    paraphrase_head: str = "linear"  # linear | cos (COS-P) | cross | cos-scaled
+    paraphrase_head: str = "linear"  # linear | cos (COS-P) | cross | cos-scaled | cos-cross
     similarity_head: str = "linear"  # linear | cos (COS-S)
     pooling: str = "cls"             # cls (the pooler output, as in the report) | mean
     pair_features: str = "concat"    # concat: [u, v] | rich: [u, v, |u - v|, u * v]
     dropout: float = 0.3
 
     def __post_init__(self):
-        allowed = {"sentiment_head": ("linear",), "paraphrase_head": ("linear", "cos", "cross", "cos-scaled"),
+        allowed = {"sentiment_head": ("linear",),
+                   "paraphrase_head": ("linear", "cos", "cross", "cos-scaled", "cos-cross"),
                    "similarity_head": ("linear", "cos"), "pooling": ("cls", "mean"),
                    "pair_features": ("concat", "rich")}
         for field, choices in allowed.items():
@@ -65,9 +69,13 @@ class MultitaskBert(nn.Module):
             self.paraphrase = nn.Linear(pair_width, 1)
         elif self.heads.paraphrase_head == "cross":
             self.paraphrase = nn.Linear(H, 1)
-        elif self.heads.paraphrase_head == "cos-scaled":
+        if self.heads.paraphrase_head in ("cos-scaled", "cos-cross"):
             self.paraphrase_scale = nn.Parameter(torch.tensor(COS_SCALED_INIT[0]))
             self.paraphrase_threshold = nn.Parameter(torch.tensor(COS_SCALED_INIT[1]))
+        if self.heads.paraphrase_head == "cos-cross":
+            self.paraphrase = nn.Linear(H, 1)
+            nn.init.zeros_(self.paraphrase.weight)
+            nn.init.zeros_(self.paraphrase.bias)
         if self.heads.similarity_head == "linear":
             self.similarity = nn.Linear(pair_width, 1)
 
@@ -97,14 +105,19 @@ class MultitaskBert(nn.Module):
 
     def paraphrase_logits(self, first: Encoding | None = None, second: Encoding | None = None,
                           pair: Encoding | None = None) -> torch.Tensor:
-        """(B,) logits. Bi-encoder heads take `first` and `second`; the cross head takes `pair`."""
-        if self.heads.paraphrase_head == "cross":
+        """(B,) logits. Bi-encoder heads take `first` and `second`; the cross head takes `pair`;
+        cos-cross takes all three."""
+        head = self.heads.paraphrase_head
+        if head == "cross":
             return self.paraphrase(self.dropout(self.embed(pair))).squeeze(-1)
         u, v = self.embed_pair(first, second)
-        if self.heads.paraphrase_head == "cos":
+        if head == "cos":
             return F.cosine_similarity(u, v, dim=-1)  # COS-P: P = sigmoid(cos)
-        if self.heads.paraphrase_head == "cos-scaled":
-            return self.paraphrase_scale * (F.cosine_similarity(u, v, dim=-1) - self.paraphrase_threshold)
+        if head in ("cos-scaled", "cos-cross"):
+            logits = self.paraphrase_scale * (F.cosine_similarity(u, v, dim=-1) - self.paraphrase_threshold)
+            if head == "cos-cross":
+                logits = logits + self.paraphrase(self.dropout(self.embed(pair))).squeeze(-1)
+            return logits
         return self.paraphrase(self.dropout(self.pair_features(u, v))).squeeze(-1)
 
     def similarity_scores(self, first: Encoding, second: Encoding) -> torch.Tensor:

@@ -95,8 +95,11 @@ def seed_everything(seed: int) -> None:
 # --- data -------------------------------------------------------------------
 
 def pair_encoding_for(task: str, experiment: Experiment) -> str:
-    """Quora goes in one sequence for the cross-encoder head; every other pair head is a bi-encoder."""
-    return "cross" if task == "quora" and experiment.heads.paraphrase_head == "cross" else "bi"
+    """Quora goes in one sequence for the cross-encoder head, both ways for cos-cross; every other
+    pair head is a bi-encoder."""
+    if task != "quora":
+        return "bi"
+    return {"cross": "cross", "cos-cross": "both"}.get(experiment.heads.paraphrase_head, "bi")
 
 
 def limited(examples: list[Example], limit: int | None, seed: int) -> list[Example]:
@@ -228,9 +231,10 @@ def make_lr_schedule(optimizer: torch.optim.Optimizer, kind: str, total_steps: i
 # --- one step, and evaluation ---------------------------------------------------
 
 def paraphrase_logits(model: MultitaskBert, batch: dict) -> torch.Tensor:
-    """Bi-encoded batches carry the two questions apart ("a", "b"); cross-encoded ones as one sequence."""
+    """Bi-encoded batches carry the two questions apart ("a", "b"), cross-encoded ones as one
+    sequence, and "both" batches the two, the sequence in "pair"."""
     if "a" in batch:
-        return model.paraphrase_logits(batch["a"], batch["b"])
+        return model.paraphrase_logits(batch["a"], batch["b"], batch.get("pair"))
     return model.paraphrase_logits(pair=batch)
 
 

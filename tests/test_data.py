@@ -185,6 +185,20 @@ def test_bi_encoder_pads_each_sentence_separately(letters_tokenizer):
     assert moved["b"]["input_ids"].equal(batch["b"]["input_ids"]) and moved["ids"] == ["p", "q"]
 
 
+def test_both_encoding_carries_the_bi_and_the_cross_form_of_each_pair(letters_tokenizer):
+    examples = [Example("p", "ab", "cdefg", 1), Example("q", "abcd", "c", 0)]
+    both = TaskDataset(examples, letters_tokenizer, pair_encoding="both")
+    bi = TaskDataset(examples, letters_tokenizer, pair_encoding="bi")
+    cross = TaskDataset(examples, letters_tokenizer, pair_encoding="cross")
+    batch = both.collate([both[0], both[1]])
+    bi_batch, cross_batch = bi.collate([bi[0], bi[1]]), cross.collate([cross[0], cross[1]])
+    assert set(batch) == {"a", "b", "pair", "labels", "ids"}
+    for side in ("a", "b"):
+        assert all(batch[side][k].equal(bi_batch[side][k]) for k in bi_batch[side])
+    assert all(batch["pair"][k].equal(cross_batch[k]) for k in ("input_ids", "token_type_ids", "attention_mask"))
+    assert both.lengths == [10, 8]  # bucketed by the longest segment: letters of both + 3 special tokens
+
+
 def test_test_split_batches_have_ids_but_no_labels(letters_tokenizer):
     dataset = TaskDataset([Example("x", "abc"), Example("y", "de")], letters_tokenizer)
     batch = dataset.collate([dataset[0], dataset[1]])

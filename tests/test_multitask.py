@@ -78,6 +78,21 @@ def test_scaled_cos_paraphrase_head_learns_its_scale_and_threshold():
     assert model.paraphrase_scale.grad is not None and model.paraphrase_threshold.grad is not None
 
 
+def test_cos_cross_head_starts_as_the_scaled_cosine_and_learns_a_cross_term():
+    model = tiny_multitask(paraphrase_head="cos-cross")
+    a, b = encoding([[5, 6, 7, 0], [8, 9, 0, 0]]), encoding([[5, 6, 0], [10, 11, 12]])
+    pair = encoding([[5, 6, 7, 5, 6, 0], [8, 9, 10, 11, 12, 0]])
+    pair["token_type_ids"][:, 3:] = 1
+    cos = F.cosine_similarity(model.embed(a), model.embed(b), dim=-1)
+    logits = model.paraphrase_logits(a, b, pair)
+    assert torch.allclose(logits, 20.0 * (cos - 0.8), atol=1e-4)  # the cross term starts at zero
+    logits.sum().backward()
+    assert model.paraphrase.weight.grad.abs().sum() > 0  # ... and learns from the first step
+    with torch.no_grad():
+        model.paraphrase.bias.fill_(1.5)
+    assert torch.allclose(model.paraphrase_logits(a, b, pair), logits + 1.5, atol=1e-4)
+
+
 def test_embedding_a_pair_in_one_call_equals_two_calls():
     model = tiny_multitask(pooling="mean").eval()
     a, b = encoding([[5, 6, 7, 0], [8, 9, 0, 0]]), encoding([[5, 6], [10, 11]])

@@ -32,7 +32,8 @@ def random_encoding(generator, batch=8, length=6, vocab=512):
 
 @pytest.mark.parametrize("heads", [HeadConfig(), HeadConfig(paraphrase_head="cross", similarity_head="cos",
                                                             pooling="mean"),
-                                   HeadConfig(paraphrase_head="cos-scaled", similarity_head="cos", pooling="mean")])
+                                   HeadConfig(paraphrase_head="cos-scaled", similarity_head="cos", pooling="mean"),
+                                   HeadConfig(paraphrase_head="cos-cross", similarity_head="cos", pooling="mean")])
 def test_tiny_model_overfits_eight_examples_on_every_head(heads):
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
@@ -51,7 +52,7 @@ def test_tiny_model_overfits_eight_examples_on_every_head(heads):
 
     def losses():
         paraphrase = (model.paraphrase_logits(pair=pair) if heads.paraphrase_head == "cross"
-                      else model.paraphrase_logits(c, d))
+                      else model.paraphrase_logits(c, d, pair))
         return {"sst": TASK_LOSSES["sst"](model.sentiment_logits(a), sentiment_labels),
                 "quora": TASK_LOSSES["quora"](paraphrase, paraphrase_labels),
                 "sts": TASK_LOSSES["sts"](model.similarity_scores(a, b), similarity_labels)}
