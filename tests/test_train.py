@@ -179,9 +179,12 @@ def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, mo
     history_b = json.loads((resumed / "history.json").read_text())
     assert [r["dev"] for r in history_a] == [r["dev"] for r in history_b]
     assert [r["train_loss"] for r in history_a] == [r["train_loss"] for r in history_b]
-    state_a = torch.load(whole / "last.pt", weights_only=True)["model"]
-    state_b = torch.load(resumed / "last.pt", weights_only=True)["model"]
+    checkpoint_a = torch.load(whole / "last.pt", weights_only=True)
+    state_a, state_b = checkpoint_a["model"], torch.load(resumed / "last.pt", weights_only=True)["model"]
     assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+    # the trainer steps the schedule once per optimizer step: a linear schedule has reached 0 at the end
+    final_rates = {group["lr"] for group in checkpoint_a["optimizer"]["param_groups"]}
+    assert final_rates == ({0.0} if lr_schedule == "linear" else {get_preset("quick").lr})
 
 
 def test_a_run_folder_of_another_definition_is_neither_resumed_nor_reused(tmp_path):
