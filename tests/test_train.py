@@ -325,22 +325,21 @@ def test_fixed_samples_are_seeded_sorted_and_optional():
     assert fixed_sample(datasets, "dev", None, seed=0) is None
 
 
-def test_quora_data_curve_script_trains_the_quora_head_alone(tmp_path, monkeypatch):
-    """results/quora_data_curve.py registers a Quora-only schedule; a tiny run with it trains Quora and nothing else."""
+def test_data_curve_script_trains_the_quora_head_alone(tmp_path, monkeypatch):
+    """results/data_curve.py registers a Quora-only schedule; a tiny run with it trains Quora and nothing else."""
     import importlib.util
 
     from minbert_lib import experiments, schedules
-    path = Path(__file__).resolve().parents[1] / "results" / "quora_data_curve.py"
-    spec = importlib.util.spec_from_file_location("quora_data_curve", path)
+    path = Path(__file__).resolve().parents[1] / "results" / "data_curve.py"
+    spec = importlib.util.spec_from_file_location("data_curve", path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     # let monkeypatch undo the registration after the test
     monkeypatch.setattr(train_module, "schedule_tasks", train_module.schedule_tasks)
     monkeypatch.setattr(train_module, "steps_per_epoch", train_module.steps_per_epoch)
-    monkeypatch.setitem(schedules.SCHEDULES, "QO", None)
-    monkeypatch.setitem(experiments.EXPERIMENTS, "QONLY", None)
-    script.register_quora_only()
-
+    monkeypatch.setitem(schedules.SCHEDULES, "quora-only", None)
+    monkeypatch.setitem(experiments.EXPERIMENTS, "QUORA-ONLY", None)
+    experiment = script.register_single_task_experiment("quora")
     steps = []
 
     def recording_step(step_loss, optimizer, parameters, batches, *args, **kwargs):
@@ -349,7 +348,7 @@ def test_quora_data_curve_script_trains_the_quora_head_alone(tmp_path, monkeypat
 
     original_step = train_module.optimisation_step
     monkeypatch.setattr(train_module, "optimisation_step", recording_step)
-    run = tiny_run(tmp_path / "run", experiment="QONLY", epochs=1)
+    run = tiny_run(tmp_path / "run", experiment=experiment, epochs=1)
     quick = get_preset("quick")
     assert steps == [["quora"]] * (quick.train_limit // quick.batch_size)  # one pass over 384 pairs, 16 a batch
     assert list(json.loads((run / "history.json").read_text())[0]["train_loss"]) == ["quora"]
