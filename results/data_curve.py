@@ -9,7 +9,8 @@ set, so that the gain per doubling of the data can be read off.
     python results/data_curve.py --task quora --data-dir ../shared/data
     python results/data_curve.py --task sst --data-dir ../shared/data
 
-writes runs/<task>-curve/<examples>/ (ordinary run folders) and results/<task>-data-curve.md.
+writes runs/<task>-curve/e<epochs>-seed<seed>/<examples>/ (ordinary run folders) and
+results/<task>-data-curve.md.
 Finished runs are kept: run it again to rebuild the table, or after an interruption.
 
 SST alone is the report's BL schedule. For Quora this script registers one extra schedule
@@ -23,8 +24,8 @@ import dataclasses
 from pathlib import Path
 
 from minbert_lib import experiments, schedules, train
+from minbert_lib.data import load_split
 
-TRAIN_SIZES = {"quora": 13507, "sst": 8544}              # rows of the mirror's train files
 TASK_NAMES = {"quora": "Quora", "sst": "SST"}
 SCORE_KEYS = {"quora": "quora_accuracy", "sst": "sst_accuracy"}
 DEV_SIZES = {"quora": "20,212", "sst": "1,101"}                  # usable dev rows
@@ -59,7 +60,7 @@ def register_single_task_experiment(task: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", choices=sorted(TRAIN_SIZES), required=True)
+    parser.add_argument("--task", choices=sorted(TASK_NAMES), required=True)
     parser.add_argument("--data-dir", help="folder with the CS224N data files")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -68,12 +69,12 @@ def main() -> None:
 
     experiment = register_single_task_experiment(args.task)
     task_name = TASK_NAMES[args.task]
-    full = TRAIN_SIZES[args.task]
+    full = len(load_split(args.task, "train", args.data_dir))  # 13,507 Quora pairs in the mirror, 8,544 SST sentences
     rows = []
     for size in (full // 8, full // 4, full // 2, full):
         preset = f"{args.task}-{size}"
         experiments.PRESETS[preset] = dataclasses.replace(experiments.PRESETS["cpu"], name=preset, train_limit=size)
-        run_dir = Path(f"runs/{args.task}-curve") / str(size)
+        run_dir = Path(f"runs/{args.task}-curve/e{args.epochs}-seed{args.seed}") / str(size)
         if not (run_dir / "best-dev-scores.json").exists():
             train.train(train.TrainSettings(experiment=experiment, preset=preset, seed=args.seed,
                                             data_dir=args.data_dir, run_dir=str(run_dir), epochs=args.epochs))
