@@ -99,16 +99,25 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+def parse_range(part: str) -> list[str]:
+    """'M3-M7' -> ['M3', 'M4', 'M5', 'M6', 'M7']."""
+    ends = [end.strip().lstrip("Mm") for end in part.split("-")]
+    if len(ends) != 2 or not all(end.isdigit() for end in ends) or int(ends[0]) > int(ends[1]):
+        raise ConfigError(f"--rows: {part!r} is not a range of rows: write it as first-last, e.g. M0-M12")
+    return [f"M{i}" for i in range(int(ends[0]), int(ends[1]) + 1)]
+
+
 def parse_rows(spec: str) -> list[str]:
     """'M0-M12' or 'M1,M3,M7' -> row names, checked against EXPERIMENTS."""
     names = []
     for part in spec.split(","):
         part = part.strip()
         if "-" in part:
-            first, last = (int(x.strip().lstrip("Mm")) for x in part.split("-"))
-            names += [f"M{i}" for i in range(first, last + 1)]
+            names += parse_range(part)
         elif part:
             names.append(part if part == "best" else part.upper())
+    if not names:
+        raise ConfigError(f"--rows {spec!r} names no rows: give e.g. M0-M12 or M1,M3,M7")
     unknown = [n for n in names if n not in EXPERIMENTS]
     if unknown:
         raise ConfigError(f"unknown rows {unknown}: the rows are {sorted(EXPERIMENTS)}")

@@ -23,3 +23,19 @@ def test_bad_model_path_is_one_line(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0
     assert "is not a folder" in result.stderr
+
+
+def test_rows_are_parsed_from_ranges_and_lists():
+    from minbert_lib.experiments import parse_rows
+    assert parse_rows("M0-M3") == ["M0", "M1", "M2", "M3"]
+    assert parse_rows("m1, M7,best") == ["M1", "M7", "best"]
+    assert parse_rows("M2-M3,M12") == ["M2", "M3", "M12"]
+
+
+def test_bad_rows_are_one_line_naming_the_mistake():
+    for rows, message in [("M3-M1", "'M3-M1' is not a range"), ("M1-", "'M1-' is not a range"),
+                          ("M1-M2-M3", "is not a range"), (",", "names no rows"), ("M13", "unknown rows ['M13']")]:
+        result = run_minbert("reproduce", "--rows", rows, "--preset", "quick", "--model", "tiny")
+        assert result.returncode == 1, rows
+        assert result.stderr.strip().count("\n") == 0, result.stderr
+        assert message in result.stderr, result.stderr
