@@ -64,13 +64,33 @@ class TrainSettings:
 # --- hardware -----------------------------------------------------------------
 
 def pick_device(requested: str | None = None) -> torch.device:
+    """The requested device, checked; else the first available of cuda, mps and cpu."""
     if requested:
-        return torch.device(requested)
+        return checked_device(requested)
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def checked_device(requested: str) -> torch.device:
+    """torch.device(requested), or a ConfigError that says why this machine cannot train there."""
+    available = {"cpu": True, "cuda": torch.cuda.is_available(),
+                 "mps": bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()}
+    try:
+        device = torch.device(requested)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in available:
+        raise ConfigError(f"--device {requested!r} is not a device the kit trains on: use cuda, cuda:N, mps or cpu")
+    if not available[device.type]:
+        raise ConfigError(f"--device {requested}: torch finds no {device.type} device on this machine; "
+                          "leave --device out to train on the first available one")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"--device {requested}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                          f"numbered from 0")
+    return device
 
 
 def bf16_supported(device: torch.device) -> bool:
@@ -384,11 +404,20 @@ def mnr_pretrain(model, pairs: list[Example], settings, preset, lr: float, token
     return float(np.mean(losses)) if losses else float("nan")
 
 
+def epochs_for(settings: TrainSettings, preset: Preset) -> int:
+    """--epochs where it was given, else the preset's."""
+    if settings.epochs is None:
+        return preset.epochs
+    if settings.epochs < 1:
+        raise ConfigError(f"--epochs {settings.epochs}: a run trains at least 1 epoch")
+    return settings.epochs
+
+
 def run_definition(settings: TrainSettings) -> dict:
     """What decides a run's result, as settings.json stores it: compared before resuming or reusing a run."""
     preset = get_preset(settings.preset)
     definition = {"experiment": get_experiment(settings.experiment).to_dict(),
-                  "preset": dataclasses.asdict(preset), "epochs": settings.epochs or preset.epochs,
+                  "preset": dataclasses.asdict(preset), "epochs": epochs_for(settings, preset),
                   "model": settings.model, "seed": settings.seed}
     return json.loads(json.dumps(definition))  # tuples become lists, as in the file
 
@@ -415,16 +444,18 @@ def train(settings: TrainSettings) -> Path:
     """Train one experiment with one preset; resume from `last.pt` when the run folder has one."""
     started = time.perf_counter()
     experiment, preset = get_experiment(settings.experiment), get_preset(settings.preset)
+    epochs, device = epochs_for(settings, preset), pick_device(settings.device)  # checked before anything is written
+    if settings.seed < 0:
+        raise ConfigError(f"--seed {settings.seed}: seeds are whole numbers from 0")
     run_dir = Path(settings.run_dir) if settings.run_dir else default_run_dir(settings)
     changed = changed_since(run_dir, settings)
     if (run_dir / "last.pt").exists() and changed:
         raise ConfigError(f"{run_dir} holds a run whose {', '.join(changed)} differ from this one: resume it "
                           "with the settings it started with, or give another --run-dir")
     run_dir.mkdir(parents=True, exist_ok=True)
-    device = distributed.setup(pick_device(settings.device))
+    device = distributed.setup(device)
     want_bf16 = preset.bf16 if settings.bf16 is None else settings.bf16
     use_bf16 = want_bf16 and bf16_supported(device)
-    epochs = settings.epochs or preset.epochs
     lr = preset.lr * experiment.lr_scale
     if distributed.is_main_process():
         write_json(run_dir / "settings.json", {

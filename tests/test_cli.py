@@ -39,3 +39,9 @@ def test_bad_rows_are_one_line_naming_the_mistake():
         assert result.returncode == 1, rows
         assert result.stderr.strip().count("\n") == 0, result.stderr
         assert message in result.stderr, result.stderr
+
+
+def test_zero_epochs_is_one_line_not_a_silent_default():
+    result = run_minbert("train", "--epochs", "0", "--preset", "quick", "--model", "tiny")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "minbert: error: --epochs 0: a run trains at least 1 epoch"

@@ -353,3 +353,17 @@ def test_data_curve_script_trains_the_quora_head_alone(tmp_path, monkeypatch):
     assert steps == [["quora"]] * (quick.train_limit // quick.batch_size)  # one pass over 384 pairs, 16 a batch
     assert list(json.loads((run / "history.json").read_text())[0]["train_loss"]) == ["quora"]
     assert 0.0 <= json.loads((run / "best-dev-scores.json").read_text())["quora_accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"device": "tpu"}, "'tpu' is not a device the kit trains on"),
+    ({"device": "cuda" if not torch.cuda.is_available() else f"cuda:{torch.cuda.device_count()}"},
+     "no cuda device" if not torch.cuda.is_available() else "CUDA device"),
+    ({"epochs": 0}, "--epochs 0: a run trains at least 1 epoch"),
+    ({"epochs": -1}, "--epochs -1"),
+    ({"seed": -1}, "--seed -1"),
+])
+def test_bad_settings_are_refused_before_anything_is_written(tmp_path, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        tiny_run(tmp_path / "run", **overrides)
+    assert not (tmp_path / "run").exists()
