@@ -120,6 +120,8 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     from minbert_lib.train import changed_since, load_best_scores, load_minutes, train
 
     out = Path(args.out or f"runs/reproduce-{args.preset}-seed{args.seed}")
+    if out.exists() and not out.is_dir():
+        raise MinbertError(f"--out {out} is a file: give a folder for the rows' runs and the table")
     rows = []
     for name in parse_rows(args.rows):
         run_dir = out / name

@@ -448,6 +448,8 @@ def train(settings: TrainSettings) -> Path:
     if settings.seed < 0:
         raise ConfigError(f"--seed {settings.seed}: seeds are whole numbers from 0")
     run_dir = Path(settings.run_dir) if settings.run_dir else default_run_dir(settings)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--run-dir {run_dir} is a file: give a folder (new or holding a run) for the run")
     changed = changed_since(run_dir, settings)
     if (run_dir / "last.pt").exists() and changed:
         raise ConfigError(f"{run_dir} holds a run whose {', '.join(changed)} differ from this one: resume it "

@@ -45,3 +45,12 @@ def test_zero_epochs_is_one_line_not_a_silent_default():
     result = run_minbert("train", "--epochs", "0", "--preset", "quick", "--model", "tiny")
     assert result.returncode == 1
     assert result.stderr.strip() == "minbert: error: --epochs 0: a run trains at least 1 epoch"
+
+
+def test_reproduce_into_a_file_is_one_line(tmp_path):
+    (tmp_path / "table.md").write_text("mine")
+    result = run_minbert("reproduce", "--rows", "M0", "--preset", "quick", "--model", "tiny", "--out",
+                         str(tmp_path / "table.md"))
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0 and "table.md is a file" in result.stderr, result.stderr
+    assert (tmp_path / "table.md").read_text() == "mine"

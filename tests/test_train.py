@@ -367,3 +367,10 @@ def test_bad_settings_are_refused_before_anything_is_written(tmp_path, overrides
     with pytest.raises(ConfigError, match=message):
         tiny_run(tmp_path / "run", **overrides)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_dir_that_is_a_file_is_refused_and_left_alone(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="notes.txt is a file"):
+        tiny_run(tmp_path / "notes.txt")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
