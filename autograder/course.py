@@ -690,8 +690,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="course.py", description="The minBERT course's instructor commands.")
     parser.add_argument("--course", type=Path, default=ROOT, help="the course folder (default: this repository)")
     sub = parser.add_subparsers(dest="command", required=True)
-    for command in ("release", "autograde", "feedback"):
-        p = sub.add_parser(command)
+    for command, summary in (("release", "regenerate notebooks/ (the student release) from solutions/"),
+                             ("autograde", "grade the collected submissions, student code in the sandbox"),
+                             ("feedback", "HTML feedback for every graded submission, hidden tests left out")):
+        p = sub.add_parser(command, help=summary)
         p.add_argument("assignments", nargs="*", help="default: every assignment")
     sub.choices["release"].add_argument("--no-execute", action="store_true",
                                         help="do not run the solutions (their outputs stay empty)")
@@ -701,13 +703,16 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--timeout", type=float, default=600, help="seconds for one submission (default 600)")
     grade.add_argument("--cell-timeout", type=int, help="seconds for one cell (default $MINBERT_CELL_TIMEOUT or 120)")
     grade.add_argument("--regrade", action="store_true", help="grade again the submissions graded before")
-    sub.add_parser("lint")
+    sub.add_parser("lint", help="check the nbgrader metadata of the source notebooks")
     sub.add_parser("demo", help="release a temp copy and autograde the solutions and the untouched release")
-    sub.add_parser("validate").add_argument("notebooks", nargs="+", type=Path)
-    collect_parser = sub.add_parser("collect")
+    validate_parser = sub.add_parser("validate", help="run notebooks' tests with nbgrader's validator (exit 1 on a failure)")
+    validate_parser.add_argument("notebooks", nargs="+", type=Path)
+    collect_parser = sub.add_parser("collect",
+                                    help="copy students' notebooks from a folder or zip into autograder/submitted/")
     collect_parser.add_argument("source", type=Path, help="a folder or zip, one folder per student")
     collect_parser.add_argument("assignments", nargs="*", help="default: every assignment")
-    sub.add_parser("export").add_argument("--to", type=Path, help="default: autograder/grades.csv")
+    export_parser = sub.add_parser("export", help="write the gradebook as CSV")
+    export_parser.add_argument("--to", type=Path, help="default: autograder/grades.csv")
     args = parser.parse_args(argv)
     root = args.course.resolve()
     try:
