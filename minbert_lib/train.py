@@ -454,6 +454,9 @@ def train(settings: TrainSettings) -> Path:
     if (run_dir / "last.pt").exists() and changed:
         raise ConfigError(f"{run_dir} holds a run whose {', '.join(changed)} differ from this one: resume it "
                           "with the settings it started with, or give another --run-dir")
+    if not changed and finished(run_dir, epochs):
+        print(f"{run_dir} holds this run, finished: nothing to train (give another --run-dir to train it again)")
+        return run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     device = distributed.setup(device)
     want_bf16 = preset.bf16 if settings.bf16 is None else settings.bf16
@@ -576,6 +579,13 @@ def finish(run_dir: Path, model, datasets, preset: Preset, device, use_bf16: boo
     write_json(run_dir / "confusion.json", dev["confusion"])
     write_json(run_dir / "best-dev-scores.json", dev["scores"])
     plot_run(run_dir)
+
+
+def finished(run_dir: Path, epochs: int) -> bool:
+    """Whether the run folder holds all `epochs` epochs and the final scoring on all of dev."""
+    history = run_dir / "history.json"
+    return ((run_dir / "best-dev-scores.json").exists() and history.exists()
+            and len(json.loads(history.read_text())) >= epochs)
 
 
 def load_minutes(run_dir: Path) -> float | None:

@@ -196,6 +196,13 @@ def test_a_run_folder_of_another_definition_is_neither_resumed_nor_reused(tmp_pa
         tiny_run(tmp_path / "run", epochs=3)
 
 
+def test_running_a_finished_run_again_trains_nothing_and_keeps_its_files(tmp_path, capsys):
+    run = tiny_run(tmp_path / "run", epochs=1)
+    before = {path.name: path.stat().st_mtime_ns for path in run.iterdir()}
+    assert tiny_run(tmp_path / "run", epochs=1) == run
+    assert "finished: nothing to train" in capsys.readouterr().out
+    assert {path.name: path.stat().st_mtime_ns for path in run.iterdir()} == before
+
 
 def test_a_run_saved_before_the_kit_gained_a_setting_counts_as_that_settings_default(tmp_path):
     tiny_run(tmp_path / "run", stop_after_epochs=1)
