@@ -174,8 +174,11 @@ def cmd_seeds(args: argparse.Namespace) -> None:
 def cmd_plot(args: argparse.Namespace) -> None:
     from minbert_lib.plots import plot_run
 
-    for path in plot_run(args.run):
+    written = plot_run(args.run)
+    for path in written:
         print(f"wrote {path}")
+    if "confusion_matrices.png" not in {path.name for path in written}:
+        print("no confusion matrices yet: they come from the final scoring, when the run has finished")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,7 +25,8 @@ SST_LABELS = ["0 very neg.", "1 neg.", "2 neutral", "3 pos.", "4 very pos."]
 def read_run_file(run_dir: Path, name: str):
     path = Path(run_dir) / name
     if not path.exists():
-        raise MinbertError(f"{path} does not exist: is {run_dir} a finished run folder (minbert train ...)?")
+        raise MinbertError(f"{path} does not exist: is {run_dir} a run folder that has finished an epoch "
+                           "(minbert train ...)?")
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -62,11 +63,14 @@ def confusion_figure(confusion: dict[str, list[list[int]]]) -> plt.Figure:
 
 
 def plot_run(run_dir: str | Path) -> list[Path]:
-    """Write the run's learning_curves.png and confusion_matrices.png; return their paths."""
+    """Write the run's learning_curves.png and, once the run has finished, confusion_matrices.png (the
+    confusion matrices come from the final scoring on all of dev); return the paths written."""
     run_dir = Path(run_dir)
+    figures = [("learning_curves.png", learning_curves_figure(read_run_file(run_dir, "history.json")))]
+    if (run_dir / "confusion.json").exists():
+        figures.append(("confusion_matrices.png", confusion_figure(read_run_file(run_dir, "confusion.json"))))
     written = []
-    for name, figure in (("learning_curves.png", learning_curves_figure(read_run_file(run_dir, "history.json"))),
-                         ("confusion_matrices.png", confusion_figure(read_run_file(run_dir, "confusion.json")))):
+    for name, figure in figures:
         figure.savefig(run_dir / name, dpi=110)
         plt.close(figure)
         written.append(run_dir / name)

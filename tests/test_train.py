@@ -16,7 +16,7 @@ from minbert_lib.losses import TASK_LOSSES, cosent_loss
 from minbert_lib.model import BertModel
 from minbert_lib.multitask import HeadConfig, MultitaskBert
 from minbert_lib.optim import AdamW
-from minbert_lib.errors import ConfigError
+from minbert_lib.errors import ConfigError, MinbertError
 from minbert_lib.experiments import get_experiment, get_preset
 import minbert_lib.train as train_module
 from minbert_lib.train import (TrainSettings, changed_since, make_lr_schedule, make_optimizer, mnr_batches,
@@ -202,6 +202,15 @@ def test_running_a_finished_run_again_trains_nothing_and_keeps_its_files(tmp_pat
     assert tiny_run(tmp_path / "run", epochs=1) == run
     assert "finished: nothing to train" in capsys.readouterr().out
     assert {path.name: path.stat().st_mtime_ns for path in run.iterdir()} == before
+
+
+def test_an_interrupted_run_can_be_plotted_before_it_finishes(tmp_path):
+    from minbert_lib.plots import plot_run
+    run = tiny_run(tmp_path / "run", stop_after_epochs=1)
+    assert plot_run(run) == [run / "learning_curves.png"]  # no confusion matrices before the final scoring
+    assert (run / "learning_curves.png").stat().st_size > 10_000
+    with pytest.raises(MinbertError, match="has finished an epoch"):
+        plot_run(tmp_path)
 
 
 def test_a_run_saved_before_the_kit_gained_a_setting_counts_as_that_settings_default(tmp_path):
