@@ -206,14 +206,17 @@ def build_parser() -> argparse.ArgumentParser:
     def add_training_options(command):
         command.add_argument("--preset", default="cpu", choices=["quick", "cpu", "paper"],
                              help="how much to train: quick (1-2 min), cpu (default), paper (the report's, for a GPU)")
-        command.add_argument("--seed", type=int, default=0)
+        command.add_argument("--seed", type=int, default=0,
+                             help="seeds the heads' initialisation, the shuffling and dropout (default: 0)")
         command.add_argument("--model", default="minilm-l6", help="weights preset or folder (default: minilm-l6)")
         command.add_argument("--data-dir", help="folder with the CS224N data files (default: $MINBERT_DATA_DIR, then data/)")
         command.add_argument("--device", help="cuda, mps or cpu (default: the first available)")
         command.add_argument("--no-bf16", action="store_true", help="train in fp32 even where bf16 is supported")
         command.add_argument("--epochs", type=int, help="override the preset's number of epochs")
 
-    train = sub.add_parser("train", help="train one named experiment (M0..M12 or best)")
+    train = sub.add_parser("train", help="train one named experiment (M0..M12 or best)",
+                           description="Train one named experiment. The same command again resumes an interrupted "
+                                       "run after its last finished epoch.")
     train.add_argument("--experiment", default="best", help="M0..M12 (the report's Table 2 rows) or best")
     train.add_argument("--run-dir", help="where to write the run (default: runs/<experiment>-<preset>-seed<seed>)")
     add_training_options(train)
