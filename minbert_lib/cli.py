@@ -67,8 +67,9 @@ def cmd_data_fetch(args: argparse.Namespace) -> None:
         print(result)
     failed = [r.name for r in results if r.status == "failed"]
     if failed:
-        raise DataError(f"{len(failed)} file(s) failed verification ({', '.join(failed)}); "
-                        f"the messages above say why, then run `minbert data fetch` again")
+        raise DataError(f"{len(failed)} file(s) could not be fetched or verified ({', '.join(failed)}); the "
+                        "messages above say why. Then run `minbert data fetch` again, or, without internet, "
+                        "`minbert data fetch --mirror DIR` with a local folder of the files")
     print(f"data folder: {folder}")
 
 

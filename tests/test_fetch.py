@@ -164,7 +164,7 @@ def test_cli_fails_in_one_line_on_a_damaged_mirror(small_mirror, tmp_path, capsy
     (small_mirror / "ids-sst-dev.csv").write_bytes(b"\tid\tsentence\tsentiment\n")
     assert main(["data", "fetch", "--data-dir", str(tmp_path / "data"), "--mirror", str(small_mirror)]) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("minbert: error: 1 file(s) failed verification (ids-sst-dev.csv)")
+    assert err.startswith("minbert: error: 1 file(s) could not be fetched or verified (ids-sst-dev.csv)")
 
 
 def test_cli_check_names_the_missing_required_files(tmp_path, capsys):
