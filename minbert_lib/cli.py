@@ -168,7 +168,11 @@ def cmd_seeds(args: argparse.Namespace) -> None:
                            "differ only in their seed")
     table = seeds_markdown(rows)
     if args.out:
-        Path(args.out).write_text(table, encoding="utf-8")
+        out = Path(args.out)
+        if out.is_dir():
+            raise MinbertError(f"--out {out} is a folder: give the Markdown file to write, e.g. {out / 'seeds.md'}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(table, encoding="utf-8")
     print(table + f"\n{QUORA_NOTE}" + (f"\nwritten: {args.out}" if args.out else ""))
 
 

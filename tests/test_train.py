@@ -311,6 +311,10 @@ def test_seeds_table_gives_each_run_and_mean_and_spread(tmp_path, capsys):
     assert "| mean +- sd of 3 | | 0.420 +- 0.020 | 0.700 +- 0.000 |" in table
     assert table in capsys.readouterr().out
     assert main(["seeds", str(runs[0])]) == 0 and "mean +- sd" not in capsys.readouterr().out
+    assert main(["seeds", str(runs[0]), "--out", str(tmp_path / "new" / "folder" / "one.md")]) == 0
+    assert "| best-seed0 |" in (tmp_path / "new" / "folder" / "one.md").read_text()  # folders are made
+    assert main(["seeds", str(runs[0]), "--out", str(tmp_path)]) == 1
+    assert "is a folder: give the Markdown file" in capsys.readouterr().err
 
 
 def test_seeds_refuses_mixed_repeated_or_unfinished_runs(tmp_path, capsys):
