@@ -275,6 +275,10 @@ def validate(paths: list[Path]) -> int:
     from nbgrader.validator import Validator
     from traitlets.config import Config
 
+    unreadable = [str(path) for path in paths if not (path.is_file() and path.suffix == ".ipynb")]
+    if unreadable:
+        raise CourseError(f"not a notebook file: {', '.join(unreadable)}; give .ipynb files, e.g. "
+                          "notebooks/01_attention/01_attention.ipynb")
     config = Config()
     config.Execute.timeout = 120
     failures = 0
@@ -651,6 +655,9 @@ def failure_page(row: dict) -> str:
 
 
 def export(to: Path, root: Path = ROOT) -> None:
+    if to.is_dir():
+        raise CourseError(f"--to {to} is a folder: give the CSV file to write, e.g. {to / 'grades.csv'}")
+    to.parent.mkdir(parents=True, exist_ok=True)
     nbgrader("export", "--to", str(to.resolve()), root=root)
     print(f"grades written to {to}")
 

@@ -296,8 +296,8 @@ def test_feedback_shows_errors_but_no_hidden_tests(graded):
 
 
 def test_export_writes_one_csv_row_per_submission(graded, tmp_path):
-    course.export(tmp_path / "grades.csv", root=graded["root"])
-    with open(tmp_path / "grades.csv", newline="") as f:
+    course.export(tmp_path / "new" / "grades.csv", root=graded["root"])  # missing folders are made
+    with open(tmp_path / "new" / "grades.csv", newline="") as f:
         rows = {(r["student_id"], r["assignment"]): r for r in csv.DictReader(f)}
     attention_auto = sum(points for _, points in auto_scores(graded["root"], "01_attention", "reference").values())
     assert float(rows[("reference", "01_attention")]["raw_score"]) == attention_auto
@@ -309,6 +309,10 @@ def test_validate_fails_when_a_test_fails(graded, capsys):
     assert course.validate([course.notebook_file("solutions", "03_adamw", root)]) == 0
     assert course.validate([course.notebook_file("notebooks", "03_adamw", root)]) == 1
     assert "NotImplementedError" in capsys.readouterr().out
+    with pytest.raises(course.CourseError, match="not a notebook file: .*missing.ipynb"):
+        course.validate([root / "missing.ipynb"])
+    with pytest.raises(course.CourseError, match="is a folder"):
+        course.export(root, root=root)
 
 
 # --- the notebook helpers --------------------------------------------------------------------------
