@@ -63,21 +63,23 @@ class TrainSettings:
 
 # --- hardware -----------------------------------------------------------------
 
+def available_device_types() -> dict[str, bool]:
+    """Which of the device types the kit trains on this machine has, in the order they are preferred."""
+    return {"cuda": torch.cuda.is_available(),
+            "mps": bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available(),
+            "cpu": True}
+
+
 def pick_device(requested: str | None = None) -> torch.device:
     """The requested device, checked; else the first available of cuda, mps and cpu."""
     if requested:
         return checked_device(requested)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    return torch.device(next(kind for kind, present in available_device_types().items() if present))
 
 
 def checked_device(requested: str) -> torch.device:
     """torch.device(requested), or a ConfigError that says why this machine cannot train there."""
-    available = {"cpu": True, "cuda": torch.cuda.is_available(),
-                 "mps": bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()}
+    available = available_device_types()
     try:
         device = torch.device(requested)
     except RuntimeError:

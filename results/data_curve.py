@@ -75,7 +75,7 @@ def main() -> None:
         preset = f"{args.task}-{size}"
         experiments.PRESETS[preset] = dataclasses.replace(experiments.PRESETS["cpu"], name=preset, train_limit=size)
         run_dir = Path(f"runs/{args.task}-curve/e{args.epochs}-seed{args.seed}") / str(size)
-        if not (run_dir / "best-dev-scores.json").exists():
+        if not train.finished(run_dir, args.epochs):
             train.train(train.TrainSettings(experiment=experiment, preset=preset, seed=args.seed,
                                             data_dir=args.data_dir, run_dir=str(run_dir), epochs=args.epochs))
         scores = train.load_best_scores(run_dir)
