@@ -457,7 +457,14 @@ def sandbox_args(tmp: Path, limits) -> tuple[list[str], dict[str, str]]:
 
 def autograde_one(root: Path, name: str, student: str, timeout: float, limits=None,
                   cell_timeout: int | None = None) -> dict:
-    """Autograde one submission (in the sandbox when `limits` are given); failures come back with their reason."""
+    """Autograde one submission (in the sandbox when `limits` are given); failures come back with their reason.
+
+    Two runs: nbgrader runs the notebook in its kernel, for the outputs, the plots and the
+    written answers the instructor reads; then the grade is decided outside that kernel
+    (`minbert_lib.grading.grader`): the student's solution cells run in a fresh sandboxed
+    process and the course's tests run in the grader's own, so nothing a cell does to its
+    kernel changes the grade. The outside grade replaces nbgrader's test scores.
+    """
     import nbformat
 
     row = {"student": student, "assignment": name, "score": 0.0, "auto_max": 0.0, "status": "ok", "reason": "",
@@ -477,26 +484,121 @@ def autograde_one(root: Path, name: str, student: str, timeout: float, limits=No
     args = ["autograde", name, "--student", student, "--create", "--force"]
     if cell_timeout:
         args.append(f"--Execute.timeout={cell_timeout}")
+    kernel_note = None
     with tempfile.TemporaryDirectory(prefix="minbert-grade-") as tmp:
         extra, env = sandbox_args(Path(tmp), limits) if limits else ([], {})
         try:
             result = nbgrader(*args, *extra, root=root, check=False, timeout=timeout, env=env)
         except subprocess.TimeoutExpired:
-            return failed(root, row, f"grading took over {timeout:.0f} s and was stopped")
-    if "before replying to kernel_info" in result.stderr:  # no student code ran: the grader's problem
+            result, kernel_note = None, f"running the notebook took over {timeout:.0f} s and was stopped"
+    if result is not None and "before replying to kernel_info" in result.stderr:  # the grader's problem
         return {**row, "status": "error", "reason": f"the kernel did not start: {last_error_line(result.stderr)}"}
-    if "DeadKernelError" in result.stderr or "Kernel died" in result.stderr:
-        return failed(root, row, "the kernel died while running the notebook (it crashed Python, "
-                                 "ran out of memory or CPU time)")
-    if result.returncode != 0:
-        return failed(root, row, last_error_line(result.stderr))
-    scores = scores_of(root, name, student)
-    row["score"] = sum(scores.get(gid) or 0.0 for gid in tests)
-    if re.search(r"Timeout waiting|CellTimeoutError|timed out", result.stderr):
+    if result is not None and ("DeadKernelError" in result.stderr or "Kernel died" in result.stderr):
+        kernel_note = ("the kernel died while running the notebook (it crashed Python, ran out of memory "
+                       "or CPU time)")
+    elif result is not None and result.returncode != 0:
+        kernel_note = f"nbgrader could not run the notebook: {last_error_line(result.stderr)}"
+    elif result is not None and re.search(r"Timeout waiting|CellTimeoutError|timed out", result.stderr):
         notes.append("a cell ran past the time limit and was interrupted")
-    row["reason"] = "; ".join(notes + flags)
-    row["status"] = "flagged" if flags else "ok"
+    grading = grade_outside(root, name, student, limits)
+    if kernel_note:
+        notes.insert(0, kernel_note + "; the tests were still run on your solution cells")
+        shutil.rmtree(root / "autograder" / "autograded" / student / name, ignore_errors=True)
+    record_scores(root, name, student, grading)
+    annotate_autograded(root, name, student, grading)
+    row["score"] = sum(t["points"] for t in grading["tests"])
+    failures = [f"{t['grade_id']}: {t['message']}" for t in grading["tests"] if t["message"]]
+    row["tests"] = {t["grade_id"]: t["points"] for t in grading["tests"]}
+    row["reason"] = "; ".join(notes + grading["notes"] + flags)
+    row["failures"] = failures
+    row["status"] = "flagged" if flags or any("reference implementation" in f for f in failures) else "ok"
     return row
+
+
+def runner_spec(tmp: Path, limits, root: Path) -> dict:
+    """How the grader starts the student's process: sandboxed like the kernel, in quick mode."""
+    import sandbox
+
+    workdir, runtime = tmp / "work", tmp / "runtime"
+    workdir.mkdir()
+    runtime.mkdir()
+    env = {"NBGRADER_EXECUTION": "autograde", "MPLBACKEND": "Agg"}
+    data_dir = os.environ.get("MINBERT_DATA_DIR") or str(root / "data")
+    env["MINBERT_DATA_DIR"] = data_dir
+    runner = [sys.executable, "-m", "minbert_lib.grading.runner"]
+    if limits is None:
+        command = runner
+        env = {**{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}, **env}
+    else:
+        command = sandbox.command(workdir, runtime, runner, limits, extra_env=env, readonly=[Path(data_dir)])
+    return {"command": command, "env": env, "cwd": str(workdir), "threads": grading_threads()}
+
+
+def grading_threads() -> int:
+    """Threads for torch in the student's process: MINBERT_GRADING_THREADS, else up to 2."""
+    return int(os.environ.get("MINBERT_GRADING_THREADS") or min(2, os.cpu_count() or 1))
+
+
+def grade_outside(root: Path, name: str, student: str, limits) -> dict:
+    """Run the course's tests on the submission's solution cells outside its kernel (see grading/grader.py)."""
+    with tempfile.TemporaryDirectory(prefix="minbert-outside-") as tmp:
+        tmp = Path(tmp)
+        spec = runner_spec(tmp, limits, root)
+        (tmp / "runner.json").write_text(json.dumps(spec), encoding="utf-8")
+        out = tmp / "result.json"
+        command = [sys.executable, "-m", "minbert_lib.grading.grader",
+                   str(notebook_file("solutions", name, root)), str(notebook_file("notebooks", name, root)),
+                   str(notebook_file(f"autograder/submitted/{student}", name, root)),
+                   "--out", str(out), "--runner-json", str(tmp / "runner.json")]
+        env = {**os.environ, "MINBERT_ASSIGNMENT_DIR": str(root / "solutions" / name),
+               "OMP_NUM_THREADS": "1"}
+        result = subprocess.run(command, env=env, cwd=root / "solutions" / name, capture_output=True, text=True,
+                                preexec_fn=die_with_parent)
+        if result.returncode != 0 or not out.is_file():
+            raise CourseError(f"the grader failed on {student}/{name}: {last_error_line(result.stderr)}")
+        return json.loads(out.read_text(encoding="utf-8"))
+
+
+def record_scores(root: Path, name: str, student: str, grading: dict) -> None:
+    """Write the outside grade into the gradebook, creating the submission if nbgrader could not."""
+    from nbgrader.api import Gradebook
+
+    scores = {t["grade_id"]: t["points"] for t in grading["tests"]}
+    with Gradebook(db_url(root)) as gradebook, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nbgrader's own SQLAlchemy warnings when it adds a submission
+        gradebook.update_or_create_student(student)
+        try:
+            notebooks = gradebook.find_submission(name, student).notebooks
+        except Exception:  # nbgrader did not get as far as recording the submission
+            notebooks = gradebook.update_or_create_submission(name, student).notebooks
+        for notebook in notebooks:
+            for grade in notebook.grades:
+                if grade.name in scores:
+                    grade.auto_score, grade.manual_score = scores[grade.name], None
+                    grade.needs_manual_grade = False
+        gradebook.db.commit()
+
+
+def annotate_autograded(root: Path, name: str, student: str, grading: dict) -> None:
+    """Show each test cell's outside verdict in the autograded notebook (what feedback and formgrader show)."""
+    import nbformat
+
+    path = notebook_file(f"autograder/autograded/{student}", name, root)
+    if not path.is_file():
+        return
+    nb = nbformat.read(path, as_version=4)
+    results = {t["grade_id"]: t for t in grading["tests"]}
+    for cell in nb.cells:
+        result = results.get(grade_id(cell))
+        if cell.cell_type != "code" or result is None:
+            continue
+        if result["message"]:
+            cell.outputs = [nbformat.v4.new_output("error", ename="Failed", evalue=result["message"],
+                                                   traceback=[f"Failed: {result['message']}"])]
+        else:
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=(
+                f"passed: {result['points']:g} / {result['max_points']:g} (graded outside the notebook)\n"))]
+    nbformat.write(nb, path)
 
 
 def failed(root: Path, row: dict, reason: str) -> dict:

@@ -80,8 +80,12 @@ def readonly_paths() -> list[Path]:
     return [p.absolute() for p in paths if p.exists()]  # bwrap follows a link in the source, not in the target
 
 
-def command(workdir: Path, runtime: Path, kernel: list[str], limits: Limits) -> list[str]:
-    """prlimit + bwrap around the kernel command; `workdir` becomes a private folder."""
+def command(workdir: Path, runtime: Path, kernel: list[str], limits: Limits,
+            extra_env: dict[str, str] | None = None, readonly: list[Path] = ()) -> list[str]:
+    """prlimit + bwrap around the kernel command; `workdir` becomes a private folder.
+
+    `extra_env` is set inside the sandbox; `readonly` folders are shown read-only, besides the usual ones.
+    """
     disk = str(limits.disk_mib * 2**20)
     processes = limits.processes if os.geteuid() == 0 else limits.processes + user_tasks()
     cmd = ["prlimit", f"--as={limits.memory_mib * 2**20}", f"--cpu={limits.cpu_seconds}",
@@ -101,7 +105,7 @@ def command(workdir: Path, runtime: Path, kernel: list[str], limits: Limits) -> 
         made.update(new)
         return [arg for p in new for arg in ("--perms", "0755", "--dir", str(p))]
 
-    for path in readonly_paths():
+    for path in dict.fromkeys(readonly_paths() + [p.absolute() for p in readonly if p.exists()]):
         cmd += [*parents(path), "--ro-bind", str(path), str(path)]
     cmd += [*parents(workdir), "--perms", "0777", "--size", disk, "--tmpfs", str(workdir)]
     for entry in sorted(workdir.iterdir()):  # the submission's files, never the notebook under grading
@@ -109,7 +113,8 @@ def command(workdir: Path, runtime: Path, kernel: list[str], limits: Limits) -> 
             cmd += ["--ro-bind", str(entry), str(entry)]
     cmd += [*parents(runtime), "--bind", str(runtime), str(runtime), "--chdir", str(workdir)]
     env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp",
-           **{k: v for k, v in os.environ.items() if k in PASSED_ENV or k.startswith(PASSED_ENV_PREFIXES)}}
+           **{k: v for k, v in os.environ.items() if k in PASSED_ENV or k.startswith(PASSED_ENV_PREFIXES)},
+           **(extra_env or {})}
     for key, value in sorted(env.items()):
         cmd += ["--setenv", key, value]
     if os.geteuid() == 0:
