@@ -148,23 +148,23 @@ def runner_cells(source: dict, solutions: dict[str, str]) -> list[tuple[str, str
     e.g. the predictions of a training cell; otherwise only its definitions run, so plots and
     training that no test reads cost nothing.
     """
-    cells = [c for c in source["cells"] if c.get("cell_type") == "code" and role(c) != "tests"]
-    needed = set().union(*(loaded_names(source_of(c)) for c in source["cells"] if role(c) == "tests"))
-    for cell in cells:
-        if role(cell) == "solution" or not cell_assigns(source_of(cell)):
-            needed |= loaded_names(source_of(cell))
+    cells = [c for c in source["cells"] if c.get("cell_type") == "code"]
+    needed: set[str] = set()
     full: set[int] = set()
-    changed = True
-    while changed:  # the names that whole cells read are needed in turn
-        changed = False
-        for index, cell in enumerate(cells):
-            if role(cell) != "solution" and index not in full and cell_assigns(source_of(cell)) & needed:
-                full.add(index)
-                needed |= loaded_names(source_of(cell))
-                changed = True
+    for index in reversed(range(len(cells))):  # a name is needed when a later cell reads it
+        cell, code = cells[index], source_of(cells[index])
+        if role(cell) in ("tests", "solution"):
+            needed |= loaded_names(code)
+        elif cell_assigns(code) & needed:
+            full.add(index)
+            needed |= loaded_names(code)
+        else:
+            needed |= loaded_names(definitions_only(code))
     program = []
     for index, cell in enumerate(cells):
         gid = nbgrader_meta(cell).get("grade_id")
+        if role(cell) == "tests":
+            continue
         if role(cell) == "solution":
             program.append((f"your cell {gid!r}", solutions.get(gid, "")))
         elif index in full:
@@ -198,8 +198,10 @@ def split_hidden(source: str) -> tuple[str, str]:
 
 class Grader:
     def __init__(self, assignment: str, source: dict, release: dict, submitted: dict | None,
-                 runner_command: list[str], runner_env: dict[str, str], runner_cwd: str, threads: int = 1):
+                 runner_command: list[str], runner_env: dict[str, str], runner_cwd: str, threads: int = 1,
+                 master_dir: Path | None = None):
         self.assignment, self.source = assignment, source
+        self.master_dir = master_dir  # the course's own sanity.pt: the checks read their cases there
         self.solutions, self.notes = student_solutions(release, submitted)
         self.command, self.env, self.cwd, self.threads = runner_command, runner_env, runner_cwd, threads
         self.solution_names = {nbgrader_meta(c).get("grade_id"): defined_names(source_of(c))
@@ -227,6 +229,8 @@ class Grader:
         return session
 
     def run(self) -> Grading:
+        if self.master_dir is not None:
+            os.environ["MINBERT_ASSIGNMENT_DIR"] = str(self.master_dir)
         started = time.monotonic()
         grading = Grading(notes=list(self.notes))
         for cell in self.source["cells"]:
@@ -324,9 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # unreadable: every solution cell is graded as released
         submitted, notes = None, [f"the notebook could not be read ({type(err).__name__}): graded as released"]
     assignment = args.source.stem
-    os.environ.setdefault("MINBERT_ASSIGNMENT_DIR", str(args.source.parent))
     grader = Grader(assignment, source, release, submitted, runner["command"], runner["env"], runner["cwd"],
-                    runner.get("threads", 1))
+                    runner.get("threads", 1), master_dir=args.source.parent)
     grading = grader.run()
     grading.notes = notes + grading.notes
     partial = args.out.with_suffix(".partial")
