@@ -500,7 +500,7 @@ def autograde_one(root: Path, name: str, student: str, timeout: float, limits=No
         kernel_note = f"nbgrader could not run the notebook: {last_error_line(result.stderr)}"
     elif result is not None and re.search(r"Timeout waiting|CellTimeoutError|timed out", result.stderr):
         notes.append("a cell ran past the time limit and was interrupted")
-    grading = grade_outside(root, name, student, limits)
+    grading = grade_outside(root, name, student, limits, cell_timeout)
     if kernel_note:
         notes.insert(0, kernel_note + "; the tests were still run on your solution cells")
         shutil.rmtree(root / "autograder" / "autograded" / student / name, ignore_errors=True)
@@ -539,7 +539,7 @@ def grading_threads() -> int:
     return int(os.environ.get("MINBERT_GRADING_THREADS") or min(2, os.cpu_count() or 1))
 
 
-def grade_outside(root: Path, name: str, student: str, limits) -> dict:
+def grade_outside(root: Path, name: str, student: str, limits, cell_timeout: int | None = None) -> dict:
     """Run the course's tests on the submission's solution cells outside its kernel (see grading/grader.py)."""
     with tempfile.TemporaryDirectory(prefix="minbert-outside-") as tmp:
         tmp = Path(tmp)
@@ -550,6 +550,8 @@ def grade_outside(root: Path, name: str, student: str, limits) -> dict:
                    str(notebook_file("solutions", name, root)), str(notebook_file("notebooks", name, root)),
                    str(notebook_file(f"autograder/submitted/{student}", name, root)),
                    "--out", str(out), "--runner-json", str(tmp / "runner.json")]
+        if cell_timeout:  # the same limit as the notebook's cells, in CPU and in wall-clock seconds
+            command += ["--cell-cpu", str(cell_timeout), "--cell-wall", str(cell_timeout)]
         env = {**os.environ, "MINBERT_ASSIGNMENT_DIR": str(root / "solutions" / name),
                "OMP_NUM_THREADS": "1"}
         result = subprocess.run(command, env=env, cwd=root / "solutions" / name, capture_output=True, text=True,

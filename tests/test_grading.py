@@ -25,7 +25,7 @@ def notebook(folder: str, assignment: str):
 
 
 def submission(assignment: str, replace: dict[str, str] | None = None, append: list[str] = (),
-               prepend_to: dict[str, str] | None = None):
+               prepend_to: dict[str, str] | None = None, append_to: dict[str, str] | None = None):
     """The reference solution with some solution cells replaced and code cells appended."""
     nb = copy.deepcopy(notebook("solutions", assignment))
     for cell in nb.cells:
@@ -34,17 +34,19 @@ def submission(assignment: str, replace: dict[str, str] | None = None, append: l
             cell.source = replace[gid]
         if prepend_to and gid in prepend_to:
             cell.source = prepend_to[gid] + "\n" + cell.source
+        if append_to and gid in append_to:
+            cell.source = cell.source + "\n" + append_to[gid]
     nb.cells += [nbformat.v4.new_code_cell(code) for code in append]
     return nb
 
 
-def grade(assignment: str, submitted) -> dict[str, tuple[float, str]]:
+def grade(assignment: str, submitted, **limits) -> dict[str, tuple[float, str]]:
     """grade_id -> (points, message), graded in a fresh grader and runner."""
     command = [sys.executable, "-m", "minbert_lib.grading.runner"]
     g = grader.Grader(assignment, notebook("solutions", assignment), notebook("notebooks", assignment),
                       submitted, command, {"PATH": "/usr/bin:/bin", "NBGRADER_EXECUTION": "autograde",
                                            "HOME": "/tmp"}, str(ROOT / "solutions" / assignment),
-                      master_dir=ROOT / "solutions" / assignment)
+                      master_dir=ROOT / "solutions" / assignment, **limits)
     result = g.run()
     return {t.grade_id: (t.points, t.message) for t in result.tests}, result.notes
 
@@ -112,13 +114,16 @@ def test_subclassing_the_answer_key_scores_zero():
     assert "reference implementation" in scores["test_self_attention"][1]
 
 
-def test_a_cell_that_kills_its_process_or_loops_gets_a_grade_and_a_reason(monkeypatch):
-    monkeypatch.setattr(grader, "TEST_CPU_SECONDS", 10.0)
+def test_a_cell_that_kills_its_process_or_loops_gets_a_grade_and_a_reason():
     looping = "def padding_mask_to_additive(attention_mask, dtype):\n    while True:\n        pass\n"
     exiting = ("def attention_weights(query, key, additive_mask=None):\n    import os\n    os._exit(3)\n"
                "def scaled_dot_product_attention(query, key, value, additive_mask=None):\n    raise SystemExit\n")
-    scores, _ = grade("01_attention", submission("01_attention", replace={"padding_mask": looping,
-                                                                          "attention": exiting}))
+    sleeping = "import time\ntime.sleep(3600)\n"
+    scores, notes = grade("01_attention", submission("01_attention", replace={"padding_mask": looping,
+                                                                              "attention": exiting},
+                                                     append=[sleeping], append_to={"heads": sleeping}),
+                          cell_cpu=4, cell_wall=15)
+    assert any("wall-clock" in note for note in notes), notes  # the sleep in a solution cell was interrupted
     assert scores["test_padding_mask"][0] == 0 and "CPU time" in scores["test_padding_mask"][1]
     assert scores["test_attention_weights"][0] == 0 and "exited" in scores["test_attention_weights"][1]
     assert scores["test_attention"][0] == 0 and "SystemExit" in scores["test_attention"][1]

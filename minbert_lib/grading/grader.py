@@ -31,8 +31,9 @@ from minbert_lib.grading.answer_keys import answer_keys
 from minbert_lib.grading.remote import AnswerKeyUsed, Runner, RunnerFailed, Session, StudentError
 
 HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
-SETUP_CPU_SECONDS = 600.0   # the notebook's own cells, training included (quick mode: well under 60 s)
-TEST_CPU_SECONDS = 120.0    # one test cell (the slowest reference cell takes a few seconds)
+CELL_CPU_SECONDS = 120.0    # one cell or one test's call, in CPU seconds: quick training takes under 25
+CELL_WALL_SECONDS = 300.0   # the same in wall-clock seconds, for code that sleeps or blocks
+HARD_MARGIN = 30.0          # past its own limit plus this, the runner is killed (code that ignores the limit)
 
 
 @dataclass
@@ -199,8 +200,10 @@ def split_hidden(source: str) -> tuple[str, str]:
 class Grader:
     def __init__(self, assignment: str, source: dict, release: dict, submitted: dict | None,
                  runner_command: list[str], runner_env: dict[str, str], runner_cwd: str, threads: int = 1,
-                 master_dir: Path | None = None):
+                 master_dir: Path | None = None, cell_cpu: float = CELL_CPU_SECONDS,
+                 cell_wall: float = CELL_WALL_SECONDS):
         self.assignment, self.source = assignment, source
+        self.cell_cpu, self.cell_wall = cell_cpu, cell_wall
         self.master_dir = master_dir  # the course's own sanity.pt: the checks read their cases there
         self.solutions, self.notes = student_solutions(release, submitted)
         self.command, self.env, self.cwd, self.threads = runner_command, runner_env, runner_cwd, threads
@@ -221,10 +224,15 @@ class Grader:
         return namespace
 
     def start(self) -> Session:
-        session = Session(Runner(self.command, env=self.env, cwd=self.cwd), cpu_seconds=TEST_CPU_SECONDS)
-        reply = session.setup({"cells": runner_cells(self.source, self.solutions),
-                               "answer_keys": answer_keys(self.assignment), "threads": self.threads},
-                              cpu_seconds=SETUP_CPU_SECONDS)
+        session = Session(Runner(self.command, env=self.env, cwd=self.cwd),
+                          cpu_seconds=self.cell_cpu + HARD_MARGIN,
+                          wall_seconds=max(self.cell_wall, self.cell_cpu * 3) + HARD_MARGIN)
+        cells = runner_cells(self.source, self.solutions)
+        reply = session.setup({"cells": cells, "answer_keys": answer_keys(self.assignment),
+                               "threads": self.threads, "cpu_seconds": self.cell_cpu,
+                               "wall_seconds": self.cell_wall},
+                              cpu_seconds=len(cells) * self.cell_cpu + HARD_MARGIN,
+                              wall_seconds=len(cells) * (self.cell_wall + 5) + HARD_MARGIN)
         self.cell_errors = reply["cell_errors"]
         return session
 
@@ -318,6 +326,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--runner-json", type=Path, required=True,
                         help="JSON {command, env, cwd, threads}: how to start the sandboxed runner")
+    parser.add_argument("--cell-cpu", type=float, default=CELL_CPU_SECONDS,
+                        help=f"CPU seconds a cell or a test's call may take (default {CELL_CPU_SECONDS:g})")
+    parser.add_argument("--cell-wall", type=float, default=CELL_WALL_SECONDS,
+                        help=f"wall-clock seconds a cell or a test's call may take (default {CELL_WALL_SECONDS:g})")
     args = parser.parse_args(argv)
     runner = json.loads(args.runner_json.read_text(encoding="utf-8"))
     source = nbformat.read(args.source, as_version=4)
@@ -329,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
         submitted, notes = None, [f"the notebook could not be read ({type(err).__name__}): graded as released"]
     assignment = args.source.stem
     grader = Grader(assignment, source, release, submitted, runner["command"], runner["env"], runner["cwd"],
-                    runner.get("threads", 1), master_dir=args.source.parent)
+                    runner.get("threads", 1), master_dir=args.source.parent,
+                    cell_cpu=args.cell_cpu, cell_wall=args.cell_wall)
     grading = grader.run()
     grading.notes = notes + grading.notes
     partial = args.out.with_suffix(".partial")

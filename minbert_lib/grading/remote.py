@@ -199,14 +199,14 @@ class Runner:
 class Session:
     """The grader's conversation with one runner: names, references and the exercises under test."""
 
-    def __init__(self, runner: Runner, cpu_seconds: float = 120.0, wall_factor: float = 10.0):
+    def __init__(self, runner: Runner, cpu_seconds: float, wall_seconds: float):
         self.runner = runner
-        self.cpu_seconds, self.wall_factor = cpu_seconds, wall_factor
+        self.cpu_seconds, self.wall_seconds = cpu_seconds, wall_seconds
         self.active: list[str] = []  # the exercises whose answer keys must not be used now
 
     def ask(self, op: str, **fields: Any) -> Any:
         reply = self.runner.request({"op": op, "active": list(self.active), **fields},
-                                    self.cpu_seconds, self.cpu_seconds * self.wall_factor)
+                                    self.cpu_seconds, self.wall_seconds)
         if reply.get("answer_key"):
             raise AnswerKeyUsed(reply["answer_key"])
         if "error" in reply:
@@ -229,8 +229,8 @@ class Session:
             return tuple(self.wrap(item) for item in value)
         return value
 
-    def setup(self, message: dict, cpu_seconds: float) -> dict:
-        reply = self.runner.request({"op": "setup", **message}, cpu_seconds, cpu_seconds * self.wall_factor)
+    def setup(self, message: dict, cpu_seconds: float, wall_seconds: float) -> dict:
+        reply = self.runner.request({"op": "setup", **message}, cpu_seconds, wall_seconds)
         if "error" in reply:
             raise RunnerFailed(f"the runner could not start: {reply['error'].get('message', '')}")
         return reply["value"]

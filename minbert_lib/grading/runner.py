@@ -18,11 +18,13 @@ Nothing here decides a grade: the grader compares what comes back with the refer
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import inspect
 import os
 import pickle
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -37,8 +39,37 @@ class AnswerKeyCalled(BaseException):
     """Raised by a poisoned answer key; a BaseException so that `except Exception` does not hide it."""
 
 
+class TimeLimit(Exception):
+    """A cell or a request ran past its limit; raised inside the student's code, like Jupyter's interrupt."""
+
+
+@contextlib.contextmanager
+def time_limits(cpu_seconds: float, wall_seconds: float):
+    """Raise TimeLimit in the code run inside after `cpu_seconds` of CPU time (all threads) or `wall_seconds`.
+
+    CPU time is what code costs whatever else the machine runs, so a busy grading machine
+    does not interrupt work that a quiet one finishes; the wall-clock limit catches sleeps.
+    """
+    def stop(signum, frame):
+        kind = "CPU" if signum == signal.SIGPROF else "wall-clock"
+        limit = cpu_seconds if signum == signal.SIGPROF else wall_seconds
+        raise TimeLimit(f"ran past the limit of {limit:g} s of {kind} time and was interrupted")
+
+    previous = signal.signal(signal.SIGPROF, stop), signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_PROF, cpu_seconds)
+    signal.setitimer(signal.ITIMER_REAL, wall_seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGPROF, previous[0])
+        signal.signal(signal.SIGALRM, previous[1])
+
+
 class Runner:
     def __init__(self):
+        self.cpu_seconds, self.wall_seconds = 120.0, 300.0
         self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
         self.objects: dict[int, Any] = {}
         self.active: set[str] = set()
@@ -93,7 +124,11 @@ class Runner:
         self.answer_key_hit = None
         op = message["op"]
         try:
-            value = getattr(self, f"op_{op}")(message)
+            if op == "setup":
+                value = self.op_setup(message)
+            else:
+                with time_limits(self.cpu_seconds, self.wall_seconds):
+                    value = getattr(self, f"op_{op}")(message)
             reply = {"value": self.plain(value)}
         except AnswerKeyCalled as err:
             reply = {"error": {"type": "AnswerKeyUsed", "message": str(err)}}
@@ -108,12 +143,15 @@ class Runner:
         import torch
 
         torch.set_num_threads(max(1, int(message.get("threads", 1))))
+        self.cpu_seconds = float(message.get("cpu_seconds", self.cpu_seconds))
+        self.wall_seconds = float(message.get("wall_seconds", self.wall_seconds))
         poison(message.get("answer_keys", {}), self)
         forbid_reading(message.get("answer_keys", {}))
         errors = {}
         for label, source in message["cells"]:
             try:
-                exec(compile(source, f"<{label}>", "exec"), self.namespace)
+                with time_limits(self.cpu_seconds, self.wall_seconds):
+                    exec(compile(source, f"<{label}>", "exec"), self.namespace)
             except (Exception, SystemExit, AnswerKeyCalled) as err:  # reported; the other cells still run
                 frame = traceback.extract_tb(err.__traceback__)[-1:] or [None]
                 line = f" (line {frame[0].lineno})" if frame[0] is not None and \
