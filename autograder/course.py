@@ -358,8 +358,11 @@ def collect(source: Path, root: Path = ROOT, names: list[str] | None = None) -> 
             shutil.rmtree(target, ignore_errors=True)
             target.mkdir(parents=True)
             if notebook is not None:
-                if notebook.name != f"{name}.ipynb":
-                    print(f"{student}: collected {notebook.name} as {name}.ipynb")
+                others = [p.name for p in notebook.parent.glob("*.ipynb") if p != notebook
+                          and p.name.lower().startswith(name.lower())]
+                if notebook.name != f"{name}.ipynb" or others:
+                    print(f"{student}: collected {notebook.name} as {name}.ipynb"
+                          + (f" (the copy with the most work; not {', '.join(sorted(others))})" if others else ""))
                 shutil.copyfile(notebook, target / f"{name}.ipynb")
                 for extra in sorted(notebook.parent.iterdir()):
                     if extra.suffix != ".ipynb" and extra.is_file() and not extra.is_symlink() \
@@ -372,11 +375,29 @@ def collect(source: Path, root: Path = ROOT, names: list[str] | None = None) -> 
 
 
 def find_notebook(student_dir: Path, name: str) -> Path | None:
-    """The student's notebook of an assignment: the exact name, else a renamed copy; never a link."""
-    notebooks = sorted(p for p in student_dir.rglob(f"{name}*.ipynb")  # rglob enters no linked folder
-                       if ".ipynb_checkpoints" not in p.parts and p.is_file() and not p.is_symlink())
-    exact = [p for p in notebooks if p.name == f"{name}.ipynb"]
-    return (exact or notebooks or [None])[0]
+    """The student's notebook of an assignment, never a link.
+
+    Any file named like the assignment counts, whatever its case or suffix (`03_AdamW.ipynb`,
+    `03_adamw (1).ipynb`, `03_adamw-final.ipynb`). With several, the one with the most solution
+    cells written (not left as released) wins, then the exact name: an untouched copy beside the
+    student's work is never the one graded.
+    """
+    notebooks = sorted(p for p in student_dir.rglob("*.ipynb")  # rglob enters no linked folder
+                       if ".ipynb_checkpoints" not in p.parts and p.is_file() and not p.is_symlink()
+                       and p.name.lower().startswith(name.lower()))
+    if len(notebooks) <= 1:
+        return (notebooks or [None])[0]
+    return max(notebooks, key=lambda p: (solutions_written(p), p.name == f"{name}.ipynb", -len(p.name)))
+
+
+def solutions_written(path: Path) -> int:
+    """How many solution cells of a notebook no longer raise NotImplementedError (-1: not a notebook)."""
+    try:
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        return sum(1 for c in cells if c.get("metadata", {}).get("nbgrader", {}).get("solution")
+                   and "NotImplementedError" not in "".join(c.get("source", "")))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return -1
 
 
 # --- autograde -------------------------------------------------------------------------------
@@ -425,7 +446,7 @@ def review(source, released, submitted) -> tuple[list[str], list[str]]:
     notes = []
     deleted = sorted(set(grade_cells(source)) - set(grade_cells(submitted)))
     if deleted:
-        notes.append(f"grade cells deleted: {', '.join(deleted)} (0 points)")
+        notes.append(f"grade cells deleted: {', '.join(deleted)} (graded with the release's cells)")
     solutions = {grade_id(c) for c in source.cells if c.metadata.get("nbgrader", {}).get("solution")}
     missing = sorted(solutions - {grade_id(c) for c in submitted.cells} - set(deleted))
     if missing:
@@ -511,7 +532,8 @@ def autograde_one(root: Path, name: str, student: str, timeout: float, limits=No
     row["tests"] = {t["grade_id"]: t["points"] for t in grading["tests"]}
     row["reason"] = "; ".join(notes + grading["notes"] + flags)
     row["failures"] = failures
-    row["status"] = "flagged" if flags or any("reference implementation" in f for f in failures) else "ok"
+    answer_key = any("reference implementation" in f for f in failures)
+    row["status"] = "flagged" if flags or answer_key or kernel_note else "ok"
     return row
 
 
@@ -752,10 +774,17 @@ def notes_box(row: dict) -> str:
 
 
 def failure_page(row: dict) -> str:
+    """The feedback of a submission without an autograded notebook: its score, why, and each test's verdict."""
     title = html.escape(f"{row['assignment']}: feedback for {row['student']}")
+    why = ("Your submission could not be graded" if row["status"] == "failed"
+           else "Your notebook could not be run to the end, so it is not shown here")
+    tests = "".join(f"<li>{html.escape(gid)}: {points:g} points</li>" for gid, points in row.get("tests", {}).items())
+    failures = "".join(f"<li>{html.escape(f)}</li>" for f in row.get("failures", []))
     return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title></head><body>\n'
             f"<h1>{title}</h1>\n<p>Score: {row['score']:g} / {row['auto_max']:g} autograded points.</p>\n"
-            f"<p>Your submission could not be graded: {html.escape(row['reason'])}.</p>\n</body></html>\n")
+            f"<p>{why}: {html.escape(row['reason'])}.</p>\n"
+            + (f"<p>Your solution cells were still tested:</p><ul>{tests}</ul>\n" if tests else "")
+            + (f"<p>What failed:</p><ul>{failures}</ul>\n" if failures else "") + "</body></html>\n")
 
 
 def export(to: Path, root: Path = ROOT) -> None:
