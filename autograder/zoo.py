@@ -265,6 +265,17 @@ CASES = [
     Case("network", "opens network connections", notebook(new_cell(NETWORK)), 5, "ok", "network reached: []"),
     Case("fork_bomb", "a fork bomb after the tests", notebook(new_cell(FORK_BOMB)), 5, "ok",
          "fork bomb stopped after"),
+    Case("edited_grade_metadata", "a test cell's points set to 50 and another test's grade_id changed",
+         notebook(lambda nb: (cell(nb, "test_first_step").metadata.nbgrader.update(points=50),
+                              cell(nb, "test_trajectory").metadata.nbgrader.update(grade_id="mine"))),
+         5, "ok", "passed: 2 / 2"),
+    Case("duplicated_test_cell", "a test cell copied in JupyterLab",
+         notebook(lambda nb: nb.cells.insert(nb.cells.index(cell(nb, "test_trajectory")) + 1,
+                                             nbformat.from_dict({**cell(nb, "test_trajectory"), "id": "a-copy"}))),
+         5, "ok", "passed: 2 / 2"),
+    Case("untouched_beside_final", "the untouched release beside 03_adamw-final.ipynb, in another case",
+         lambda folder: (notebook(base=released)(folder), notebook(filename="03_AdamW-final.ipynb")(folder)),
+         5, "ok", "passed: 2 / 2"),
     Case("prints_hidden_tests", "prints the test lines that call it, the hidden ones too",
          notebook(edit("adamw", "super().__init__(params", PRINT_CALLERS + "super().__init__(params")), 5, "ok",
          "passed: 2 / 2"),
@@ -318,8 +329,11 @@ def grade(work: Path = WORK, zoo: Path = ZOO, regrade: bool = False) -> tuple[Pa
                             cell_timeout=CELL_TIMEOUT)
     course.feedback([ASSIGNMENT], root)
     problems = check(root, rows)
+    import zoo_outside
+
+    problems += zoo_outside.grade_all(course.sandbox_limits(require=True))
     print("\n".join(["the zoo differs from its definitions:", *problems]) if problems
-          else f"zoo: all {len(CASES)} cases got the grade and the feedback they must")
+          else f"zoo: all {len(CASES) + len(zoo_outside.CASES)} cases got the grade and the feedback they must")
     return root, rows, problems
 
 
