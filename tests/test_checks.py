@@ -1,4 +1,5 @@
-"""minbert_lib.checks: the reference passes, and each common mistake gets its own message.
+"""minbert_lib.checks (the grading modules behind it): the reference passes, and each common
+mistake gets its own message.
 
 Every mistaken implementation below is written the way a student would write it; the test
 asserts that the check names that mistake.
@@ -15,11 +16,13 @@ from minbert_lib import checks
 from minbert_lib.attention import (MultiHeadSelfAttention, merge_heads, padding_mask_to_additive,
                                    scaled_dot_product_attention, split_heads)
 from minbert_lib.checks import MISTAKES, CheckError
-from minbert_lib.model import BertEmbeddings, BertLayer, BertModel, FeedForward
+from minbert_lib.model import BertEmbeddings, BertLayer, BertModel, FeedForward, mean_pool
 from minbert_lib.optim import AdamW
 from minbert_lib.losses import TASK_LOSSES, dataset_share_weights, multiple_negatives_ranking_loss
 from minbert_lib.multitask import freeze_all_but_last
-from minbert_lib.sanity import MultitaskHeads, SentimentClassifier
+from minbert_lib.config import BertConfig
+from minbert_lib.grading.multitask import MultitaskHeads
+from minbert_lib.grading.sentiment import SentimentClassifier
 from minbert_lib.schedules import SCHEDULES
 
 SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions"
@@ -225,13 +228,13 @@ class ClassifierClsToken(SentimentClassifier):
 class ClassifierNoMask(SentimentClassifier):
     def forward(self, input_ids, attention_mask):
         hidden = self.encoder(input_ids).last_hidden_state
-        return self.classifier(self.dropout(checks.mean_pool(hidden, attention_mask)))
+        return self.classifier(self.dropout(mean_pool(hidden, attention_mask)))
 
 
 class ClassifierNoDropout(SentimentClassifier):
     def forward(self, input_ids, attention_mask):
         hidden = self.encoder(input_ids, attention_mask).last_hidden_state
-        return self.classifier(checks.mean_pool(hidden, attention_mask))
+        return self.classifier(mean_pool(hidden, attention_mask))
 
 
 def mistaken_train_step(mistake: str):
@@ -510,7 +513,7 @@ def test_every_mistake_has_a_test():
 def test_pretrained_model_in_training_mode_is_named(in_assignment):
     in_assignment("02_bert")
     with pytest.raises(CheckError, match="training mode"):
-        checks.check_pretrained(lambda: BertModel(checks.BertConfig()).train())
+        checks.check_pretrained(lambda: BertModel(BertConfig()).train())
 
 
 def test_the_correct_adamw_passes_and_the_flagless_mistaken_one_too(in_assignment):
@@ -548,7 +551,7 @@ def test_the_pretrained_reference_passes(in_assignment):
 
 def test_an_unknown_mistake_reports_the_difference_and_shape(in_assignment):
     in_assignment("01_attention")
-    with pytest.raises(CheckError, match="differs from the reference by up to"):
+    with pytest.raises(CheckError, match=r"element \(\d+, \d+, \d+, \d+\) is .*, the reference .*; max abs difference"):
         checks.check_attention(lambda q, k, v, mask=None: scaled_dot_product_attention(q, k, v, mask) * 1.1)
     with pytest.raises(CheckError, match=r"expected shape \(2, 2, 5, 4\), got \(2, 2, 5, 5\)"):
         checks.check_attention(lambda q, k, v, mask=None: q @ k.transpose(-2, -1))
@@ -586,7 +589,7 @@ def test_a_check_of_another_assignment_says_so(in_assignment):
 def test_the_reference_sentiment_pieces_pass(in_assignment):
     in_assignment("04_sentiment")
     for seed in (None, 3):
-        checks.check_mean_pool(checks.mean_pool, seed=seed)
+        checks.check_mean_pool(mean_pool, seed=seed)
         checks.check_sentiment_classifier(SentimentClassifier, seed=seed)
         checks.check_train_step(mistaken_train_step(""), SentimentClassifier, seed=seed)
         checks.check_freeze_encoder(freeze_encoder, SentimentClassifier, seed=seed)
