@@ -243,7 +243,7 @@ def _verdict(what: str, actual, params, groups, grad_fn, steps: int, mistakes: t
     difference = (flat - reference).abs()
     step, entry = (int(i) for i in torch.unravel_index(difference.argmax(), difference.shape))
     first = int((difference.amax(dim=1) > ATOL + RTOL * reference.abs().amax(dim=1)).nonzero()[0])
-    raise CheckError(f"{what}: the weights first differ from the reference after step {first}; the largest "
+    raise CheckError(f"{what}: differs from the reference from step {first} on; the largest "
                      f"difference is at step {step}, entry {entry} of the flattened parameters: "
                      f"{flat[step, entry].item():.10g}, the reference {reference[step, entry].item():.10g} "
                      f"(tolerance {ATOL:g} + {RTOL:g} x |reference|)")
