@@ -115,12 +115,16 @@ CASES = {
 
 # --- drivers --------------------------------------------------------------------------------
 
-def _student_classifier(cls, config: dict, encoder_state: dict, seed: int) -> nn.Module:
-    """The student's classifier without dropout on the case's tiny encoder, its head seeded."""
+def _tiny_classifier(config: dict, encoder_state: dict, seed: int) -> nn.Module:
+    """A classifier without dropout on the case's tiny encoder, its head seeded.
+
+    It is the kit's SentimentClassifier, not the student's: a driver gets one student definition
+    (the step, or the freezing function) and plain data, and a mistake in the student's classifier
+    belongs to that classifier's own test, not to the step's or the freezing's."""
     encoder = BertModel(BertConfig(**{**config, "hidden_dropout": 0.0, "attention_dropout": 0.0}))
     encoder.load_state_dict(encoder_state)
     torch.manual_seed(seed)
-    return cls(encoder, dropout=0.0).train()
+    return SentimentClassifier(encoder, dropout=0.0).train()
 
 
 def _weights(model: nn.Module) -> dict:
@@ -131,17 +135,14 @@ def _grads(model: nn.Module) -> dict:
     return {name: None if p.grad is None else p.grad.detach().clone() for name, p in model.named_parameters()}
 
 
-def train_step_run(train_step, cls, config: dict, encoder_state: dict, seed: int, input_ids, attention_mask,
+def train_step_run(train_step, config: dict, encoder_state: dict, seed: int, input_ids, attention_mask,
                    labels, steps: int, lr: float) -> dict:
-    """Driver: the student's classifier (no dropout) and torch's AdamW(lr, no decay); run the student's
+    """Driver: a tiny classifier (no dropout) and torch's AdamW(lr, no decay); run the student's
     train_step `steps` times on one batch. Returns the weights at the start, after steps 1 and 2 and
-    at the end, the gradients left after steps 1 and 2, the logits at the start, and every returned loss."""
-    model = _student_classifier(cls, config, encoder_state, seed)
+    at the end, the gradients left after steps 1 and 2, and every returned loss."""
+    model = _tiny_classifier(config, encoder_state, seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     record = {"start": _weights(model), "losses": [], "after": [], "grads": []}
-    with torch.no_grad():
-        record["logits"] = model(input_ids.clone(), attention_mask.clone()).detach().clone()
-    model.train()
     for step in range(steps):
         loss = train_step(model, optimizer, input_ids.clone(), attention_mask.clone(), labels.clone())
         record["losses"].append(float(loss) if isinstance(loss, (int, float)) or
@@ -154,12 +155,12 @@ def train_step_run(train_step, cls, config: dict, encoder_state: dict, seed: int
     return record
 
 
-def freeze_run(freeze_fn, cls, config: dict, encoder_state: dict, seed: int, input_ids, attention_mask,
+def freeze_run(freeze_fn, config: dict, encoder_state: dict, seed: int, input_ids, attention_mask,
                labels) -> dict:
-    """Driver: freeze_fn on the student's classifier, then one step of torch's AdamW (lr 1e-2) on the
+    """Driver: freeze_fn on a tiny classifier, then one step of torch's AdamW (lr 1e-2) on the
     trainable parameters. Returns the trainable names, the submodules left in eval mode, and the
     weights before and after the step."""
-    model = _student_classifier(cls, config, encoder_state, seed)
+    model = _tiny_classifier(config, encoder_state, seed)
     freeze_fn(model)
     record = {"trainable": sorted(n for n, p in model.named_parameters() if p.requires_grad),
               "eval_modules": sorted(n for n, m in model.named_modules() if not m.training),
@@ -267,6 +268,8 @@ WEIGHT_ATOL = 1e-6
 def check_train_step(train_step, cls, seed: int | None = None, steps: int = 40, lr: float = 3e-3) -> None:
     """train_step(model, optimizer, input_ids, attention_mask, labels) -> the batch's loss before the update.
 
+    `cls` is the student's classifier class, named by the notebook's call; the step runs on the
+    kit's classifier of the same names (see `_tiny_classifier`).
     Runs the student's step on one batch of a tiny classifier (in the student's process) and
     verifies what it did from the weights it left: the first two steps must be exactly torch's
     AdamW steps on this batch's cross-entropy (replayed here on the reference classifier), the
@@ -274,19 +277,14 @@ def check_train_step(train_step, cls, seed: int | None = None, steps: int = 40, 
     by heart (the loss recomputed here from the final weights).
     """
     c = case("overfit", overfit_case, seed)
-    run = drive(train_step_run, train_step, cls, c["config"], c["state"], 0 if seed is None else seed,
+    run = drive(train_step_run, train_step, c["config"], c["state"], 0 if seed is None else seed,
                 c["input_ids"], c["attention_mask"], c["labels"], steps, lr)
-    reference_names = set(_weights(_replay_model(c, {})))
-    if set(run["start"]) != reference_names:
-        raise CheckError(f"train_step: the classifier's parameters {sorted(set(run['start']) ^ reference_names)} "
-                         "differ from the reference's: keep SentimentClassifier's __init__ as it was given")
     start = run["start"]
+    if set(start) != set(_weights(_replay_model(c, {}))):
+        raise CheckError("train_step: the classifier's parameters were renamed, added or removed")
     model = _replay_model(c, start)
     with torch.no_grad():
         logits = model(c["input_ids"], c["attention_mask"])
-    if not torch.allclose(run["logits"], logits, atol=1e-5, rtol=1e-4):
-        raise CheckError("train_step could not be checked: your SentimentClassifier's logits differ from the "
-                         "reference's on the same weights; make its own test pass first")
     expected_loss = F.cross_entropy(logits, c["labels"]).item()
     loss = run["losses"][0]
     if not isinstance(loss, float):
@@ -324,9 +322,12 @@ def check_train_step(train_step, cls, seed: int | None = None, steps: int = 40, 
 
 
 def check_freeze_encoder(freeze_fn, cls, seed: int | None = None) -> None:
-    """freeze_fn(model) freezes the encoder of a classifier: after it, one training step moves only the head."""
+    """freeze_fn(model) freezes the encoder of a classifier: after it, one training step moves only the head.
+
+    `cls` is the student's classifier class, named by the notebook's call; the freezing runs on the
+    kit's classifier of the same names (see `_tiny_classifier`)."""
     c = case("overfit", overfit_case, seed)
-    run = drive(freeze_run, freeze_fn, cls, c["config"], c["state"], 0 if seed is None else seed,
+    run = drive(freeze_run, freeze_fn, c["config"], c["state"], 0 if seed is None else seed,
                 c["input_ids"], c["attention_mask"], c["labels"])
     names = sorted(run["start"])
     encoder = _named(names, "encoder")
