@@ -23,7 +23,7 @@ from minbert_lib.model import BertEmbeddings, BertLayer, BertModel, FeedForward,
 from minbert_lib.multitask import freeze_all_but_last
 from minbert_lib.optim import AdamW
 from minbert_lib.schedules import SCHEDULES
-from test_checks import SOLUTIONS, freeze_encoder, mistaken_train_step, weights_of  # noqa: F401
+from test_checks import freeze_encoder, in_assignment, mistaken_train_step, weights_of  # noqa: F401
 
 DRIVERS_USED = set()
 
@@ -49,13 +49,6 @@ class Remote:
         DRIVERS_USED.add(f"{module}.{name}")
         args, kwargs = through_the_wire((list(args), kwargs))
         return through_the_wire(found(self._definition, *args, **kwargs))
-
-
-@pytest.fixture
-def in_assignment(monkeypatch):
-    def enter(assignment: str) -> None:
-        monkeypatch.setenv("MINBERT_ASSIGNMENT_DIR", str(SOLUTIONS / assignment))
-    return enter
 
 
 def test_every_reference_passes_through_the_wire(in_assignment):
