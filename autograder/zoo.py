@@ -120,13 +120,17 @@ def tampered_sanity(folder: Path) -> None:
     """A wrong solution (no weight decay) with sanity tensors changed to expect exactly its results."""
     import torch
 
-    from minbert_lib import sanity
-    from minbert_lib.optim import AdamW
+    from minbert_lib.grading import adamw
 
     notebook(edit("adamw", "p.mul_(1.0 - lr * weight_decay)", "pass"))(folder)
     cases = torch.load(course.ROOT / "solutions" / ASSIGNMENT / "sanity.pt", weights_only=True)
     for case in cases.values():
-        case["expected"] = sanity.adamw_run(lambda ps: AdamW(ps, **{**case["hyper"], "weight_decay": 0.0}), case)
+        if "grads" in case:
+            grad_fn, groups, steps = adamw.given_grads(case["grads"]), case["groups"], len(case["grads"])
+        else:
+            grad_fn = adamw.regression_grads(case.get("inputs"), case.get("targets"))
+            groups, steps = [{**case["hyper"], "params": [0, 1]}], case["steps"]
+        case["expected"] = adamw.reference_adamw(case["params"], groups, grad_fn, steps, mistake="adamw_no_decay")
     torch.save(cases, folder / "sanity.pt")
 
 

@@ -1,9 +1,11 @@
-"""minbert_lib.checks: the reference passes, and each common mistake gets its own message.
+"""minbert_lib.checks (the grading modules behind it): the reference passes, and each common
+mistake gets its own message.
 
 Every mistaken implementation below is written the way a student would write it; the test
 asserts that the check names that mistake.
 """
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -15,11 +17,13 @@ from minbert_lib import checks
 from minbert_lib.attention import (MultiHeadSelfAttention, merge_heads, padding_mask_to_additive,
                                    scaled_dot_product_attention, split_heads)
 from minbert_lib.checks import MISTAKES, CheckError
-from minbert_lib.model import BertEmbeddings, BertLayer, BertModel, FeedForward
+from minbert_lib.model import BertEmbeddings, BertLayer, BertModel, FeedForward, mean_pool
 from minbert_lib.optim import AdamW
 from minbert_lib.losses import TASK_LOSSES, dataset_share_weights, multiple_negatives_ranking_loss
 from minbert_lib.multitask import freeze_all_but_last
-from minbert_lib.sanity import MultitaskHeads, SentimentClassifier
+from minbert_lib.config import BertConfig
+from minbert_lib.grading.multitask import MultitaskHeads
+from minbert_lib.grading.sentiment import SentimentClassifier
 from minbert_lib.schedules import SCHEDULES
 
 SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions"
@@ -177,19 +181,24 @@ class MistakenAdamW(Optimizer):
 
     @torch.no_grad()
     def step(self):
+        self.steps = getattr(self, "steps", 0) + 1  # for the shared-counter mistake
         for group in self.param_groups:
             lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
             for p in group["params"]:
+                if p.grad is None:
+                    continue
                 state = self.state[p]
                 if not state:
                     state.update(t=0, m=torch.zeros_like(p), v=torch.zeros_like(p))
                 state["t"] += 1
+                t = {"adamw_step_from_zero": state["t"] - 1, "adamw_shared_step": self.steps}.get(self.mistake,
+                                                                                                   state["t"])
                 g = p.grad + wd * p if self.mistake == "adamw_l2" else p.grad
                 state["m"] = b1 * state["m"] + (1 - b1) * g
                 state["v"] = b2 * state["v"] + (1 - b2) * g * g
                 m_hat, v_hat = state["m"], state["v"]
                 if self.mistake != "adamw_no_bias_correction":
-                    m_hat, v_hat = m_hat / (1 - b1 ** state["t"]), v_hat / (1 - b2 ** state["t"])
+                    m_hat, v_hat = m_hat / (1 - b1 ** t), v_hat / (1 - b2 ** t)
                 if self.mistake == "adamw_decay_without_lr":
                     p -= wd * p
                 elif self.mistake not in ("adamw_l2", "adamw_no_decay"):
@@ -225,13 +234,13 @@ class ClassifierClsToken(SentimentClassifier):
 class ClassifierNoMask(SentimentClassifier):
     def forward(self, input_ids, attention_mask):
         hidden = self.encoder(input_ids).last_hidden_state
-        return self.classifier(self.dropout(checks.mean_pool(hidden, attention_mask)))
+        return self.classifier(self.dropout(mean_pool(hidden, attention_mask)))
 
 
 class ClassifierNoDropout(SentimentClassifier):
     def forward(self, input_ids, attention_mask):
         hidden = self.encoder(input_ids, attention_mask).last_hidden_state
-        return self.classifier(checks.mean_pool(hidden, attention_mask))
+        return self.classifier(mean_pool(hidden, attention_mask))
 
 
 def mistaken_train_step(mistake: str):
@@ -412,6 +421,59 @@ def rw_raw(sizes):
     return dict(sizes)
 
 
+# --- mistakes found only by the newer checks ------------------------------------------------------
+
+def attention_scale_in_place(q, k, v, mask=None):
+    q /= math.sqrt(q.size(-1))  # changes the caller's tensor
+    scores = q @ k.transpose(-2, -1)
+    return torch.softmax(scores if mask is None else scores + mask, dim=-1) @ v
+
+
+def padding_mask_float32_only(mask, dtype):
+    return (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+
+
+class ModelSegmentOneByDefault(BertModel):
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        if token_type_ids is None:
+            token_type_ids = torch.ones_like(input_ids)
+        return super().forward(input_ids, attention_mask, token_type_ids)
+
+
+class EmbeddingsNoDropout(BertEmbeddings):
+    def forward(self, input_ids, token_type_ids):
+        positions = torch.arange(input_ids.size(1))
+        return self.layer_norm(self.word_embeddings(input_ids) + self.position_embeddings(positions)[None]
+                               + self.token_type_embeddings(token_type_ids))
+
+
+class LayerNoHiddenDropout(BertLayer):
+    def forward(self, x, additive_mask):
+        x = self.attention_norm(x + self.attention(x, additive_mask))
+        return self.ffn_norm(x + self.feed_forward(x))
+
+
+class LayerDropoutAfterNorm(BertLayer):
+    def forward(self, x, additive_mask):
+        x = self.dropout(self.attention_norm(x + self.attention(x, additive_mask)))
+        return self.dropout(self.ffn_norm(x + self.feed_forward(x)))
+
+
+class ClassifierDropoutBeforePooling(SentimentClassifier):
+    def forward(self, input_ids, attention_mask):
+        hidden = self.dropout(self.encoder(input_ids, attention_mask).last_hidden_state)
+        return self.classifier(mean_pool(hidden, attention_mask))
+
+
+class HeadsDropoutAfterLinear(MultitaskHeads):
+    def sentiment_logits(self, u):
+        return self.dropout(self.sentiment(u))
+
+
+AdamWStepFromZero = mistaken_adamw("adamw_step_from_zero")  # t used before it is incremented
+AdamWSharedStep = mistaken_adamw("adamw_shared_step")        # one step counter for the whole optimizer
+
+
 def check_freeze(k):
     return lambda fn: checks.check_freeze_all_but_last(fn, k=k)
 
@@ -490,6 +552,18 @@ CASES = [
     ("mnr_no_normalize", "06_extensions", checks.check_mnr_loss, mnr_dot_product),
     ("rw_inverse", "06_extensions", checks.check_loss_weights, rw_inverse),
     ("rw_not_normalized", "06_extensions", checks.check_loss_weights, rw_raw),
+    ("input_changed_in_place", "01_attention", checks.check_attention, attention_scale_in_place),
+    ("padding_mask_dtype", "01_attention", checks.check_padding_mask, padding_mask_float32_only),
+    ("model_default_arguments", "02_bert", checks.check_bert_model, ModelSegmentOneByDefault),
+    ("dropout_missing", "02_bert", checks.check_embeddings, EmbeddingsNoDropout),
+    ("layer_dropout_missing", "02_bert", checks.check_bert_layer, LayerNoHiddenDropout),
+    ("dropout_wrong_place", "02_bert", checks.check_bert_layer, LayerDropoutAfterNorm),
+    ("classifier_dropout_wrong_place", "04_sentiment", checks.check_sentiment_classifier,
+     ClassifierDropoutBeforePooling),
+    ("heads_dropout_wrong_place", "05_multitask", checks.check_multitask_heads, HeadsDropoutAfterLinear),
+    ("adamw_step_from_zero", "03_adamw", checks.check_adamw_first_step, AdamWStepFromZero),
+    ("adamw_step_from_zero", "03_adamw", checks.check_adamw_trajectory, AdamWStepFromZero),
+    ("adamw_shared_step", "03_adamw", checks.check_adamw_state, AdamWSharedStep),
 ]
 
 
@@ -510,7 +584,7 @@ def test_every_mistake_has_a_test():
 def test_pretrained_model_in_training_mode_is_named(in_assignment):
     in_assignment("02_bert")
     with pytest.raises(CheckError, match="training mode"):
-        checks.check_pretrained(lambda: BertModel(checks.BertConfig()).train())
+        checks.check_pretrained(lambda: BertModel(BertConfig()).train())
 
 
 def test_the_correct_adamw_passes_and_the_flagless_mistaken_one_too(in_assignment):
@@ -548,7 +622,7 @@ def test_the_pretrained_reference_passes(in_assignment):
 
 def test_an_unknown_mistake_reports_the_difference_and_shape(in_assignment):
     in_assignment("01_attention")
-    with pytest.raises(CheckError, match="differs from the reference by up to"):
+    with pytest.raises(CheckError, match=r"element \(\d+, \d+, \d+, \d+\) is .*, the reference .*; max abs difference"):
         checks.check_attention(lambda q, k, v, mask=None: scaled_dot_product_attention(q, k, v, mask) * 1.1)
     with pytest.raises(CheckError, match=r"expected shape \(2, 2, 5, 4\), got \(2, 2, 5, 5\)"):
         checks.check_attention(lambda q, k, v, mask=None: q @ k.transpose(-2, -1))
@@ -586,7 +660,7 @@ def test_a_check_of_another_assignment_says_so(in_assignment):
 def test_the_reference_sentiment_pieces_pass(in_assignment):
     in_assignment("04_sentiment")
     for seed in (None, 3):
-        checks.check_mean_pool(checks.mean_pool, seed=seed)
+        checks.check_mean_pool(mean_pool, seed=seed)
         checks.check_sentiment_classifier(SentimentClassifier, seed=seed)
         checks.check_train_step(mistaken_train_step(""), SentimentClassifier, seed=seed)
         checks.check_freeze_encoder(freeze_encoder, SentimentClassifier, seed=seed)
@@ -636,3 +710,325 @@ def test_loss_decrease_check():
         checks.check_loss_decreases([{"sst": 1.6}, {"sst": 1.7}])
     with pytest.raises(CheckError, match="NaN"):
         checks.check_loss_decreases([{"sst": 1.6}, {"sst": float("nan")}])
+
+
+# --- correct variants get full marks ----------------------------------------------------------------
+
+def attention_einsum(q, k, v, mask=None):
+    scores = torch.einsum("bhqd,bhkd->bhqk", q, k) / q.size(-1) ** 0.5
+    if mask is not None:
+        scores = scores + mask
+    return torch.einsum("bhqk,bhkd->bhqd", scores.softmax(-1), v)
+
+
+def attention_masked_fill(fill):
+    def attention(q, k, v, mask=None):
+        scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+        if mask is not None:
+            scores = scores.masked_fill(mask < 0, fill)
+        return F.softmax(scores, dim=-1) @ v
+    return attention
+
+
+def attention_manual_softmax(q, k, v, mask=None):
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
+    if mask is not None:
+        scores = scores + mask
+    e = torch.exp(scores - scores.max(dim=-1, keepdim=True).values)
+    return (e / e.sum(dim=-1, keepdim=True)) @ v
+
+
+def attention_loops(q, k, v, mask=None):
+    B, nh, T, hs = q.shape
+    out = q.new_zeros(B, nh, T, v.size(-1))
+    for b in range(B):
+        for h in range(nh):
+            for i in range(T):
+                scores = torch.stack([q[b, h, i] @ k[b, h, j] for j in range(T)]) / math.sqrt(hs)
+                if mask is not None:
+                    scores = scores + mask[b, 0, 0]
+                weights = torch.softmax(scores, dim=0)
+                out[b, h, i] = sum(weights[j] * v[b, h, j] for j in range(T))
+    return out
+
+
+def padding_mask_masked_fill(mask, dtype):
+    return torch.zeros(mask.shape, dtype=dtype).masked_fill(mask == 0, torch.finfo(dtype).min)[:, None, None, :]
+
+
+def padding_mask_large_negative(mask, dtype):
+    return ((1 - mask) * -1e9).to(dtype).view(mask.size(0), 1, 1, mask.size(1))
+
+
+def padding_mask_minus_inf(mask, dtype):
+    return torch.where(mask.bool(), 0.0, float("-inf")).to(dtype).unsqueeze(1).unsqueeze(2)
+
+
+def split_heads_permute(x, nh):
+    B, T, H = x.shape
+    return x.reshape(B, T, nh, -1).permute(0, 2, 1, 3)
+
+
+def merge_heads_permute(x):
+    B, nh, T, hs = x.shape
+    return x.permute(0, 2, 1, 3).reshape(B, T, nh * hs)
+
+
+class SelfAttentionPermute(MultiHeadSelfAttention):
+    def forward(self, x, additive_mask=None):
+        B, T, H = x.shape
+        q, k, v = (p(x).view(B, T, self.num_heads, -1).permute(0, 2, 1, 3) for p in (self.query, self.key, self.value))
+        context = attention_einsum(q, k, v, additive_mask)
+        return self.output(context.permute(0, 2, 1, 3).reshape(B, T, H))
+
+
+class FeedForwardErfGelu(FeedForward):
+    def forward(self, x):
+        h = self.up(x)
+        return self.down(0.5 * h * (1.0 + torch.erf(h / math.sqrt(2.0))))
+
+
+class LayerFunctionalNorm(BertLayer):
+    def forward(self, x, additive_mask):
+        def norm(module, z):
+            return F.layer_norm(z, module.normalized_shape, module.weight, module.bias, module.eps)
+        x = norm(self.attention_norm, x + self.dropout(self.attention(x, additive_mask)))
+        return norm(self.ffn_norm, x + self.dropout(self.feed_forward(x)))
+
+
+class EmbeddingsFunctionalNorm(BertEmbeddings):
+    def forward(self, input_ids, token_type_ids):
+        ln = self.layer_norm
+        x = self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids) \
+            + self.position_embeddings.weight[:input_ids.size(1)]
+        return self.dropout(F.layer_norm(x, ln.normalized_shape, ln.weight, ln.bias, ln.eps))
+
+
+class VariantAdamW(Optimizer):
+    """A correct AdamW in one of the accepted forms, with out-of-place updates (p.data = ...)."""
+    decay_after = efficient = decay_old_after = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    def step(self):
+        for group in self.param_groups:
+            lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                state["step"] = state.get("step", 0) + 1
+                t = state["step"]
+                state["m"] = b1 * state.get("m", torch.zeros_like(p.data)) + (1 - b1) * p.grad.data
+                state["v"] = b2 * state.get("v", torch.zeros_like(p.data)) + (1 - b2) * p.grad.data ** 2
+                old = p.data
+                if not (self.decay_after or self.decay_old_after):
+                    p.data = p.data - lr * wd * p.data
+                if self.efficient:
+                    alpha = lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+                    p.data = p.data - alpha * state["m"] / (state["v"].sqrt() + eps)
+                else:
+                    m_hat, v_hat = state["m"] / (1 - b1 ** t), state["v"] / (1 - b2 ** t)
+                    p.data = p.data - lr * m_hat / (v_hat.sqrt() + eps)
+                if self.decay_after:  # the CS224N handout: decay the updated weights
+                    p.data = p.data - lr * wd * p.data
+                if self.decay_old_after:  # after the update, from the weights before it
+                    p.data = p.data - lr * wd * old
+
+
+def variant_adamw(**flags):
+    return type("VariantAdamW", (VariantAdamW,), flags)
+
+
+ADAMW_VARIANTS = [variant_adamw(), variant_adamw(decay_after=True), variant_adamw(efficient=True),
+                  variant_adamw(decay_after=True, efficient=True), variant_adamw(decay_old_after=True)]
+
+
+def test_correct_attention_variants_pass(in_assignment):
+    in_assignment("01_attention")
+    for fn in (attention_einsum, attention_masked_fill(float("-inf")), attention_masked_fill(-1e9),
+               attention_manual_softmax, attention_loops):
+        checks.check_attention(fn)
+        checks.check_attention(fn, seed=23, shape=(2, 3, 7, 5))
+        checks.check_attention_weights(weights_of(fn))
+    for fn in (padding_mask_masked_fill, padding_mask_large_negative, padding_mask_minus_inf):
+        checks.check_padding_mask(fn)
+        checks.check_padding_mask(fn, seed=11, batch=5, length=9)
+    checks.check_split_heads(split_heads_permute)
+    checks.check_merge_heads(merge_heads_permute)
+    checks.check_self_attention(SelfAttentionPermute)
+    checks.check_self_attention(SelfAttentionPermute, seed=41, hidden_size=24, num_heads=3, batch=3, length=6)
+
+
+def test_correct_bert_variants_pass(in_assignment):
+    in_assignment("02_bert")
+    checks.check_feed_forward(FeedForwardErfGelu)
+    checks.check_bert_layer(LayerFunctionalNorm)
+    checks.check_embeddings(EmbeddingsFunctionalNorm)
+    checks.check_embeddings(EmbeddingsFunctionalNorm, seed=51, batch=3, length=9)
+
+
+@pytest.mark.parametrize("cls", ADAMW_VARIANTS, ids=["standard", "decay_after", "efficient", "both", "old_after"])
+def test_correct_adamw_variants_pass(in_assignment, cls):
+    in_assignment("03_adamw")
+    checks.check_adamw_first_step(cls)
+    checks.check_adamw_first_step(cls, seed=61, lr=0.3, betas=(0.8, 0.99))
+    checks.check_adamw_decay(cls)
+    checks.check_adamw_decay(cls, seed=62, steps=8, lr=0.05, weight_decay=1.0)
+    checks.check_adamw_trajectory(cls)
+    checks.check_adamw_trajectory(cls, seed=63, steps=40, lr=0.01, betas=(0.85, 0.98), weight_decay=0.0)
+    checks.check_adamw_trajectory(cls, seed=64, lr=0.2, eps=1e-6, weight_decay=0.3)
+    checks.check_adamw_state(cls)
+    checks.check_adamw_state(cls, seed=65)
+
+
+def test_the_reference_adamw_keeps_state_per_parameter(in_assignment):
+    in_assignment("03_adamw")
+    checks.check_adamw_state(AdamW)
+    checks.check_adamw_state(mistaken_adamw(""))
+
+
+def test_correct_sentiment_variants_pass(in_assignment):
+    in_assignment("04_sentiment")
+
+    def mean_pool_loop(hidden, mask):
+        return torch.stack([hidden[b, mask[b].bool()].mean(dim=0) for b in range(hidden.size(0))])
+
+    def freeze_with_eval_too(model):
+        model.encoder.requires_grad_(False)
+        model.encoder.eval()
+
+    def freeze_by_name(model):
+        for name, p in model.named_parameters():
+            p.requires_grad = not name.startswith("encoder.")
+
+    checks.check_mean_pool(mean_pool_loop)
+    for freeze in (freeze_with_eval_too, freeze_by_name):
+        checks.check_freeze_encoder(freeze, SentimentClassifier)
+
+
+# --- a named mistake only when it is the cause --------------------------------------------------------
+
+def messages_of(check, wrong) -> str:
+    with pytest.raises(CheckError) as err:
+        check(wrong)
+    return str(err.value)
+
+
+def names_none_of(message: str, keys) -> bool:
+    return not any(MISTAKES[key] in message for key in keys)
+
+
+ATTENTION_MISTAKES = ("attention_no_scale", "attention_scale_dk", "softmax_wrong_axis", "mask_after_softmax",
+                      "mask_wrong_sign", "mask_ignored")
+ADAMW_MISTAKES = ("adamw_no_bias_correction", "adamw_l2", "adamw_decay_without_lr", "adamw_no_decay",
+                  "adamw_step_from_zero", "adamw_shared_step")
+
+
+def test_an_in_place_scale_is_not_called_a_missing_sqrt(in_assignment):
+    in_assignment("01_attention")
+    message = messages_of(checks.check_attention, attention_scale_in_place)
+    assert MISTAKES["input_changed_in_place"] in message and "'query'" in message
+    assert names_none_of(message, ATTENTION_MISTAKES)
+
+
+def test_two_attention_mistakes_name_neither(in_assignment):
+    in_assignment("01_attention")
+
+    def no_scale_wrong_axis(q, k, v, mask=None):
+        scores = q @ k.transpose(-2, -1)
+        return torch.softmax(scores if mask is None else scores + mask, dim=-2) @ v
+
+    def values_scaled(q, k, v, mask=None):  # not a listed mistake: the values are scaled, not the scores
+        return mask_ignored(q, k, v / math.sqrt(q.size(-1)), mask)
+
+    for wrong in (no_scale_wrong_axis, values_scaled):
+        message = messages_of(checks.check_attention, wrong)
+        assert names_none_of(message, ATTENTION_MISTAKES), message
+        assert re.search(r"element \(\d+, \d+, \d+, \d+\) is -?[\d.e+-]+, the reference -?[\d.e+-]+; "
+                         r"max abs difference", message), message
+
+
+def test_a_step_counter_from_zero_gets_no_mask_hint(in_assignment):
+    in_assignment("03_adamw")
+    for check in (checks.check_adamw_first_step, checks.check_adamw_trajectory, checks.check_adamw_decay,
+                  checks.check_adamw_state):
+        message = messages_of(check, AdamWStepFromZero)
+        assert "mask" not in message and "softmax" not in message, message
+
+
+def test_two_adamw_mistakes_name_neither(in_assignment):
+    in_assignment("03_adamw")
+
+    class NoBiasCorrectionAndL2(MistakenAdamW):
+        mistake = "adamw_l2"
+
+        @torch.no_grad()
+        def step(self):
+            for group in self.param_groups:
+                lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+                for p in group["params"]:
+                    state = self.state[p]
+                    if not state:
+                        state.update(m=torch.zeros_like(p), v=torch.zeros_like(p))
+                    g = p.grad + wd * p
+                    state["m"] = b1 * state["m"] + (1 - b1) * g
+                    state["v"] = b2 * state["v"] + (1 - b2) * g * g
+                    p -= lr * state["m"] / (state["v"].sqrt() + eps)
+
+    message = messages_of(checks.check_adamw_trajectory, NoBiasCorrectionAndL2)
+    assert names_none_of(message, ADAMW_MISTAKES), message
+    assert "differs from the reference from step 1 on" in message
+
+
+def test_two_layer_mistakes_name_neither(in_assignment):
+    in_assignment("02_bert")
+
+    class PreNormWithoutMask(BertLayer):
+        def forward(self, x, additive_mask):
+            x = x + self.attention(self.attention_norm(x), None)
+            return x + self.feed_forward(self.ffn_norm(x))
+
+    message = messages_of(checks.check_bert_layer, PreNormWithoutMask)
+    assert names_none_of(message, ("layer_pre_norm", "mask_ignored", "layer_no_residual", "layer_norm_shared")), message
+
+
+def test_freeze_messages_name_eval_only_when_eval_was_used(in_assignment):
+    in_assignment("04_sentiment")
+
+    def freeze_layers_only(model):  # forgets the embeddings, never calls eval()
+        for p in model.encoder.layers.parameters():
+            p.requires_grad = False
+
+    message = messages_of(lambda fn: checks.check_freeze_encoder(fn, SentimentClassifier), freeze_layers_only)
+    assert "model.eval()" not in message and "'encoder.embeddings." in message, message
+    message = messages_of(lambda fn: checks.check_freeze_encoder(fn, SentimentClassifier), freeze_with_eval)
+    assert MISTAKES["frozen_still_training"] in message
+    in_assignment("06_extensions")
+
+    def freeze_nothing(model, k):
+        pass
+
+    message = messages_of(check_freeze(2), freeze_nothing)
+    assert "model.eval()" not in message, message
+
+
+def test_dropout_in_training_mode_is_checked_with_a_fixed_seed(in_assignment):
+    in_assignment("02_bert")
+    message = messages_of(checks.check_bert_layer, LayerDropoutAfterNorm)
+    assert MISTAKES["dropout_wrong_place"] in message and "before its residual" in message
+    checks.check_bert_model(BertModel, seed=9)
+
+
+def test_a_train_step_is_verified_from_the_weights_it_leaves(in_assignment):
+    in_assignment("04_sentiment")
+
+    def two_steps_per_call(model, optimizer, input_ids, attention_mask, labels):
+        loss = mistaken_train_step("")(model, optimizer, input_ids, attention_mask, labels)
+        mistaken_train_step("")(model, optimizer, input_ids, attention_mask, labels)
+        return loss
+
+    message = messages_of(lambda fn: checks.check_train_step(fn, SentimentClassifier), two_steps_per_call)
+    assert "after the first step" in message and names_none_of(
+        message, ("train_step_no_backward", "train_step_no_step", "train_step_no_zero_grad"))

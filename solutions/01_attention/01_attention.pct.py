@@ -64,7 +64,8 @@ from minbert_lib import checks
 # The tokenizer gives an `attention_mask` of shape `(B, T)`: 1 for real tokens, 0 for
 # padding. Turn it into an additive mask of shape `(B, 1, 1, T)`, which broadcasts over the
 # heads and the queries: 0 for real tokens, `torch.finfo(dtype).min` (the most negative
-# number of `dtype`) for padding.
+# number of `dtype`) for padding. The mask must have the `dtype` it is asked for (the dtype of
+# the scores it will be added to): the tests ask for float32, float64 and bfloat16.
 
 # %% nbgrader="solution" grade_id="padding_mask"
 def padding_mask_to_additive(attention_mask, dtype):
@@ -87,7 +88,10 @@ print("padding mask: OK")
 # ### Exercise 2: attention weights and attention
 #
 # Write `attention_weights`, the softmax part, then `scaled_dot_product_attention`, which
-# applies the weights to the values. `additive_mask` may be `None` (no padding).
+# applies the weights to the values. `additive_mask` may be `None` (no padding). Any correct
+# way passes: `@` or `torch.einsum`, `torch.softmax` or your own, `masked_fill` with `-inf` or a
+# large negative number instead of adding the mask, even loops. Do not change the input
+# tensors in place (`query /= ...`): the caller still needs them, and the tests check it.
 
 # %% nbgrader="solution" grade_id="attention"
 def attention_weights(query, key, additive_mask=None):

@@ -54,7 +54,10 @@ config
 # ### Exercise 1: `BertEmbeddings.forward`
 #
 # `input_ids` and `token_type_ids` have shape `(B, T)`. The positions are `0 .. T-1`
-# (`torch.arange`). Apply dropout last.
+# (`torch.arange`). Apply dropout last. (`F.layer_norm` with `self.layer_norm`'s weight, bias
+# and eps is the same as calling `self.layer_norm`.) The tests also run your module in training
+# mode right after `torch.manual_seed`, as they run the reference, so dropout must be applied
+# exactly where BERT applies it, once.
 
 # %% nbgrader="solution" grade_id="embeddings"
 class BertEmbeddings(nn.Module):
@@ -95,7 +98,10 @@ print("embeddings: OK")
 # $$\mathrm{FFN}(x) = \mathrm{GELU}(x W_1 + b_1)\, W_2 + b_2, \qquad \mathrm{GELU}(x) = x\,\Phi(x)$$
 #
 # where $\Phi$ is the standard normal CDF. GELU is a smooth ReLU; BERT uses the exact form,
-# `F.gelu(x)`, and the pretrained weights expect it.
+# `F.gelu(x)` (or `0.5 * x * (1 + torch.erf(x / math.sqrt(2)))`), and the pretrained weights
+# expect it. The tests count the tanh approximation, `F.gelu(x, approximate="tanh")`, as a
+# mistake: it differs from the exact GELU by up to about 5e-4, which is far more than
+# rounding (about 1e-7 in float32) and is not what BERT's weights were trained with.
 #
 # ### Exercise 2: `FeedForward.forward`
 
@@ -138,7 +144,8 @@ print("feed-forward: OK")
 # ### Exercise 3: `BertLayer.forward`
 #
 # Attention then feed-forward, each followed by add & norm (`attention_norm`, then
-# `ffn_norm`), with `self.dropout` on each sub-layer's output.
+# `ffn_norm`), with `self.dropout` on each sub-layer's output, before the residual is added
+# (checked in training mode with a fixed seed, like the embeddings).
 
 # %% nbgrader="solution" grade_id="bert_layer"
 class BertLayer(nn.Module):
@@ -192,7 +199,7 @@ print("BERT layer: OK")
 # ### Exercise 4: `BertModel.forward`
 #
 # `attention_mask` and `token_type_ids` may be `None`: then every token is real, and every
-# token is in segment 0.
+# token is in segment 0. The tests call `model(input_ids)` alone too.
 
 # %% nbgrader="solution" grade_id="bert_model"
 class BertModel(nn.Module):
