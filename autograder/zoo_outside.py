@@ -88,6 +88,9 @@ def edit_metadata(grade_id: str, **meta) -> Callable:
 ATT = "01_attention"
 WRONG_ATTENTION = ("def scaled_dot_product_attention(query, key, value, additive_mask=None):\n"
                    "    return torch.softmax(query @ key.transpose(-2, -1), dim=-1) @ value\n")
+OWN_WEIGHTS = ("import math, torch\ndef attention_weights(query, key, additive_mask=None):\n"
+               "    scores = query @ key.transpose(-2, -1) / math.sqrt(query.size(-1))\n"
+               "    return torch.softmax(scores if additive_mask is None else scores + additive_mask, dim=-1)\n")
 ALL_01 = ["test_padding_mask", "test_attention_weights", "test_attention", "test_heads", "test_self_attention"]
 
 
@@ -106,12 +109,12 @@ CASES = [
                        "    return ref.scaled_dot_product_attention(q, k, v, additive_mask) * 1.0\n"),
                 {**all_pass(ALL_01), "test_attention": False}, "reference implementation"),
     OutsideCase("sdpa_copied_from_file", ATT, "the library's module loaded afresh from its file",
-                add_to("attention", "import importlib.util, minbert_lib.attention as a\n"
+                replace("attention", OWN_WEIGHTS + "import importlib.util, minbert_lib.attention as a\n"
                        "spec = importlib.util.spec_from_file_location('fresh', a.__file__)\n"
                        "fresh = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(fresh)\n"
                        "scaled_dot_product_attention = fresh.scaled_dot_product_attention\n"),
-                {**all_pass(ALL_01), "test_attention": False}, "define it in its exercise cell",
-                ["cannot be read while grading"]),
+                {**all_pass(ALL_01), "test_attention": False, "test_self_attention": False},
+                "define it in its exercise cell", ["cannot be read while grading"]),
     OutsideCase("self_attention_subclassed", ATT, "MultiHeadSelfAttention subclasses the library's",
                 replace("self_attention", "from minbert_lib.attention import MultiHeadSelfAttention as Ref\n"
                         "class MultiHeadSelfAttention(Ref):\n    pass\n"),
