@@ -78,23 +78,37 @@ def plot_run(run_dir: str | Path) -> list[Path]:
 
 
 ABLATION_METRICS = [("sst_accuracy", "SST acc"), ("quora_accuracy", "Quora acc"), ("sts_pearson", "STS r")]
+TABLE_METRICS = ABLATION_METRICS + [("mean_score", "mean")]
+
+
+def report_values(row: dict) -> list[float | None]:
+    """The report's SST, Quora, STS and overall for a table row ("report": 3 or 4 numbers, or None);
+    without the report's own overall, the plain mean of its three."""
+    report = row.get("report")
+    if not report:
+        return [None] * 4
+    report = list(report)
+    return report if len(report) == 4 else report + [sum(report) / 3]
 
 
 def ablation_markdown(rows: list[dict]) -> str:
-    """Table 2 as Markdown: each row's report dev scores (where known) beside the kit's.
+    """Table 2 as Markdown: for every metric the kit's dev score beside the report's.
 
-    rows: {"name", "description", "report": (sst, quora, sts) or None, "kit": scores dict or None, "minutes"}
+    rows: {"name", "description", "report": (sst, quora, sts[, overall]) or None, "kit": scores dict or None,
+           "minutes", optionally "note"}
     """
-    header = ("| row | extensions | report SST | report Quora | report STS | kit SST | kit Quora | kit STS "
-              "| kit mean | minutes |")
-    lines = [header, "|" + "---|" * 10]
+    header = ["row", "extensions"] + [f"{title} {who}" for _, title in TABLE_METRICS for who in ("kit", "report")]
+    header += ["minutes"]
+    notes = any(row.get("note") for row in rows)
+    header += ["note"] if notes else []
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        report = row["report"] or (None, None, None)
         kit = row["kit"] or {}
         cells = [row["name"], row["description"]]
-        cells += ["-" if value is None else f"{value:.3f}" for value in report]
-        cells += [f"{kit[key]:.3f}" if key in kit else "not run" for key, _ in ABLATION_METRICS]
-        cells += [f"{kit['mean_score']:.3f}" if kit else "-", f"{row['minutes']:.1f}" if row.get("minutes") else "-"]
+        for (key, _), report in zip(TABLE_METRICS, report_values(row)):
+            cells += [f"{kit[key]:.3f}" if key in kit else "not run", "-" if report is None else f"{report:.3f}"]
+        cells += [f"{row['minutes']:.1f}" if row.get("minutes") else "-"]
+        cells += [row.get("note") or ""] if notes else []
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -121,18 +135,27 @@ def seeds_markdown(rows: list[dict]) -> str:
 
 
 def ablation_figure(rows: list[dict]) -> plt.Figure:
-    """One panel per task: the kit's dev score per row, the report's as a black tick where known."""
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4), sharex=True)
+    """One panel per metric: the kit's dev score per row beside the report's (paired bars)."""
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4.2), sharex=True)
     names = [row["name"] for row in rows]
     x = np.arange(len(rows))
-    for index, (ax, (key, title)) in enumerate(zip(axes, ABLATION_METRICS)):
-        kit = [row["kit"][key] if row["kit"] else np.nan for row in rows]
-        sns.barplot(x=names, y=kit, ax=ax, color=sns.color_palette()[index])
-        known = [(position, row["report"][index]) for position, row in zip(x, rows) if row["report"]]
-        if known:  # the report's value as a black tick over the kit's bar
-            ax.scatter(*zip(*known), marker="_", s=400, color="black", zorder=3, label="report")
-            ax.legend(loc="lower right")
-        ax.set(title=f"{title} (dev)", ylim=(0, 1))
-        ax.tick_params(axis="x", rotation=45)
+    width = 0.4
+    kit_colour, report_colour = sns.color_palette()[0], "0.6"
+    for ax, (index, (key, title)) in zip(axes, enumerate(TABLE_METRICS)):
+        kit = np.array([row["kit"][key] if row["kit"] else np.nan for row in rows], dtype=float)
+        report = np.array([np.nan if v is None else v for v in (report_values(row)[index] for row in rows)], dtype=float)
+        ax.bar(x - width / 2, kit, width, color=kit_colour, label="kit")
+        ax.bar(x + width / 2, report, width, color=report_colour, label="report")
+        noted = [position for position, row in zip(x, rows) if row.get("note")]
+        if noted:  # rows measured under an older definition
+            ax.scatter(np.array(noted) - width / 2, kit[noted] + 0.03, marker="*", color="black", zorder=3,
+                       label="measured under another definition (see note)")
+        values = np.concatenate([kit, report])
+        low = min(0.0, np.nanmin(values)) if np.isfinite(values).any() else 0.0
+        ax.set(title=f"{title} (dev)", ylim=(low - 0.05 if low < 0 else 0, 1), xticks=x, ylabel=title,
+               xlabel="Table 2 row")
+        ax.set_xticklabels(names, rotation=45)
+        ax.axhline(0, color="black", linewidth=0.6)
+    axes[0].legend(loc="upper right", fontsize=8)  # SST stays below 0.6: the legend hides no bar there
     fig.tight_layout()
     return fig

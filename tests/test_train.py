@@ -257,8 +257,13 @@ def test_reproduce_writes_the_table_with_the_report_beside_the_kit(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     table = (tmp_path / "table" / "table2.md").read_text()
     m7 = next(line for line in table.splitlines() if line.startswith("| M7 "))
-    assert "0.452 | 0.779 | 0.674" in m7
+    assert m7.startswith("| M7 | BL+TM1+COS-S+FL4 | ") and "| 0.452 | " in m7 and "| 0.779 | " in m7
+    assert "| 0.674 | " in m7 and "| 0.635 | " in m7  # the report's overall as printed
+    assert "Findings check: the kit's table agrees with" in table and "6. **not run**: RW" in table
     assert (tmp_path / "table" / "table2.png").stat().st_size > 10_000
+    again = run_cli("findings", str(tmp_path / "table"), "--md", str(tmp_path / "again.md"), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "again.md").read_text() == table  # the same table and findings from the saved JSON
 
 
 def test_two_process_data_parallel_run_with_torchrun(tmp_path):
@@ -284,8 +289,25 @@ def test_ablation_figure_and_table_without_report_numbers(tmp_path):
             {"name": "M8", "description": "BL+TM2", "report": None, "kit": None, "minutes": None}]
     ablation_figure(rows).savefig(tmp_path / "table2.png")
     table = ablation_markdown(rows)
-    assert "| M0 | BL | - | - | - | 0.480 | 0.410 | -0.050 | 0.280 | 12.2 |" in table
-    assert "| M8 | BL+TM2 | - | - | - | not run | not run | not run | - | - |" in table
+    assert "| M0 | BL | 0.480 | - | 0.410 | - | -0.050 | - | 0.280 | - | 12.2 |" in table
+    assert "| M8 | BL+TM2 | not run | - | not run | - | not run | - | not run | - | - |" in table
+    rows[0]["report"] = (0.528, 0.530, -0.270)  # without the report's overall: the plain mean of its three
+    assert "| M0 | BL | 0.480 | 0.528 | 0.410 | 0.530 | -0.050 | -0.270 | 0.280 | 0.263 | 12.2 |" in ablation_markdown(rows)
+
+
+def test_committed_cpu_table_is_regenerated_from_its_json(tmp_path):
+    """results/table2-cpu-seed0.md is what `minbert findings results/table2-cpu-seed0.json` writes."""
+    results = Path(__file__).resolve().parents[1] / "results"
+    written = run_cli("findings", str(results / "table2-cpu-seed0.json"), "--md", str(tmp_path / "t.md"), cwd=tmp_path)
+    assert written.returncode == 0, written.stderr
+    assert (tmp_path / "t.md").read_text() == (results / "table2-cpu-seed0.md").read_text()
+    assert "| M6 | BL+TM1+COS-S+MNR+FL2 | 0.351 | 0.435 |" in written.stdout
+    assert "measured with MNR before the fix; rerun pending" in written.stdout
+
+
+def test_findings_refuses_what_is_not_a_table(tmp_path):
+    result = run_cli("findings", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 1 and "is not a reproduce folder (holding table2.json)" in result.stderr
 
 
 def fake_finished_run(folder: Path, seed: int, sst: float, experiment="best", minutes="12.50") -> Path:
