@@ -132,8 +132,10 @@ def limited(examples: list[Example], limit: int | None, seed: int) -> list[Examp
     return [examples[i] for i in sorted(order)]
 
 
-def load_examples(data_dir, preset: Preset, seed: int) -> dict[str, dict[str, list[Example] | None]]:
-    """{task: {"train": [...], "dev": [...], "test": [...] or None}}, cut to the preset's limits."""
+def load_examples(data_dir, preset: Preset, seed: int,
+                  totals: dict | None = None) -> dict[str, dict[str, list[Example] | None]]:
+    """{task: {"train": [...], "dev": [...], "test": [...] or None}}, cut to the preset's limits; `totals`,
+    where given, receives each file's size before the cut as {(task, split): rows}."""
     examples = {}
     for task in EVAL_TASKS:
         splits = {}
@@ -143,7 +145,10 @@ def load_examples(data_dir, preset: Preset, seed: int) -> dict[str, dict[str, li
                 print(f"note: {path.name} is missing: no {task} test predictions")
                 splits[split] = None
                 continue
-            splits[split] = limited(load_split(task, split, data_dir), limit, seed)
+            rows = load_split(task, split, data_dir)
+            if totals is not None:
+                totals[(task, split)] = len(rows)
+            splits[split] = limited(rows, limit, seed)
         examples[task] = splits
     return examples
 
@@ -473,7 +478,8 @@ def train(settings: TrainSettings) -> Path:
 
     seed_everything(settings.seed)
     tokenizer = Tokenizer.from_pretrained("minilm-l6" if settings.model == "tiny" else settings.model)
-    examples = load_examples(settings.data_dir, preset, settings.seed)
+    totals = {}
+    examples = load_examples(settings.data_dir, preset, settings.seed, totals)
     datasets = build_datasets(examples, experiment, preset, tokenizer)
     model = build_model(settings, experiment, preset, tokenizer).to(device)
     tasks = schedule_tasks(experiment.schedule)
@@ -558,7 +564,7 @@ def train(settings: TrainSettings) -> Path:
               f"({record['seconds']:.0f} s)")
 
     if stop_at == epochs and distributed.is_main_process():
-        finish(run_dir, model, datasets, preset, device, use_bf16)
+        finish(run_dir, model, datasets, preset, device, use_bf16, totals)
         # wall time of this call, from start to the last prediction file (of the last part, if resumed)
         (run_dir / "minutes.txt").write_text(f"{(time.perf_counter() - started) / 60:.2f}\n")
     distributed.barrier()
@@ -566,18 +572,35 @@ def train(settings: TrainSettings) -> Path:
     return run_dir
 
 
-def finish(run_dir: Path, model, datasets, preset: Preset, device, use_bf16: bool) -> None:
-    """Reload the best model; score it on all of dev; write predictions, confusion matrices and plots."""
+PARTIAL_NOTE = "partial-predictions.txt"
+
+
+def finish(run_dir: Path, model, datasets, preset: Preset, device, use_bf16: bool, totals: dict | None = None) -> None:
+    """Reload the best model; score it on all of dev; write predictions, confusion matrices and plots.
+    Test predictions of a preset that cuts the test files (quick) are named `<task>-test-partial-predictions.csv`,
+    and `partial-predictions.txt` says how much of each file they cover."""
     from minbert_lib.plots import plot_run
 
     state = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"])
     dev = evaluate(model, datasets, "dev", preset.batch_size, device, use_bf16)
+    notes = []
     for task in EVAL_TASKS:
         write_predictions(run_dir / prediction_filename(task, "dev"), *dev["predictions"][task])
-        if datasets[task]["test"] is not None:
-            ids, predictions = predict(model, task, datasets[task]["test"], preset.batch_size, device, use_bf16)
-            write_predictions(run_dir / prediction_filename(task, "test"), ids, predictions)
+        test = datasets[task]["test"]
+        if test is not None:
+            total = (totals or {}).get((task, "test"), len(test))
+            ids, predictions = predict(model, task, test, preset.batch_size, device, use_bf16)
+            name = prediction_filename(task, "test", partial=len(test) < total)
+            write_predictions(run_dir / name, ids, predictions)
+            if len(test) < total:
+                notes.append(f"{name}: {len(test):,} of the {total:,} examples of {task}-test (the {preset.name} "
+                             f"preset's limit; {prediction_filename(task, 'dev')} covers {len(datasets[task]['dev']):,} "
+                             f"of {(totals or {}).get((task, 'dev'), 0):,} dev examples)")
+    if notes:
+        (run_dir / PARTIAL_NOTE).write_text(
+            "These prediction files cover part of their split only: not for submission. Train with the cpu or "
+            "paper preset for complete files.\n" + "\n".join(notes) + "\n", encoding="utf-8")
     write_json(run_dir / "confusion.json", dev["confusion"])
     write_json(run_dir / "best-dev-scores.json", dev["scores"])
     plot_run(run_dir)

@@ -242,9 +242,12 @@ def test_quick_run_from_the_cli_writes_a_complete_run_folder(tmp_path):
     expected = {"settings.json", "history.json", "last.pt", "best.pt", "best-config.json", "best-dev-scores.json",
                 "minutes.txt",
                 "confusion.json", "learning_curves.png", "confusion_matrices.png",
-                "sst-dev-predictions.csv", "sst-test-predictions.csv", "quora-dev-predictions.csv",
-                "sts-dev-predictions.csv", "sts-test-predictions.csv"}
+                "sst-dev-predictions.csv", "sst-test-partial-predictions.csv", "quora-dev-predictions.csv",
+                "sts-dev-predictions.csv", "sts-test-partial-predictions.csv", "partial-predictions.txt"}
     assert expected <= {p.name for p in run.iterdir()}
+    assert "sst-test-partial-predictions.csv: 256 of the 2,210 examples of sst-test" in (
+        run / "partial-predictions.txt").read_text()
+    assert all(p.stat().st_mode & 0o044 == 0o044 for p in run.glob("*predictions.csv"))  # readable by others
     assert "quora-test-student.csv is missing" in result.stdout
     history = json.loads((run / "history.json").read_text())
     assert set(history[0]["dev"]) >= {"sst_accuracy", "quora_accuracy", "sts_pearson", "mean_score"}
