@@ -8,7 +8,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from minbert_lib.errors import DataError, MinbertError
+from minbert_lib.errors import DataError, MinbertError, TrainingInterrupted
 
 QUORA_NOTE = ("note: the MiniLM weights were sentence-tuned on data that include Quora duplicate questions, "
               "and the mirror's quora-train.csv is partial: Quora numbers are optimistic and not comparable "
@@ -94,7 +94,8 @@ def settings_from(args: argparse.Namespace, experiment: str, run_dir=None):
 
     return TrainSettings(experiment=experiment, preset=args.preset, seed=args.seed, model=args.model,
                          run_dir=None if run_dir is None else str(run_dir), data_dir=args.data_dir, device=args.device,
-                         bf16=False if args.no_bf16 else None, epochs=args.epochs)
+                         bf16=False if args.no_bf16 else None, epochs=args.epochs, eval_every=args.eval_every,
+                         keep_last=args.keep_last)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -260,10 +261,15 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--device", help="cuda, mps or cpu (default: the first available)")
         command.add_argument("--no-bf16", action="store_true", help="train in fp32 even where bf16 is supported")
         command.add_argument("--epochs", type=int, help="override the preset's number of epochs")
+        command.add_argument("--eval-every", type=int, metavar="STEPS",
+                             help="score the dev sample and write last.pt every STEPS optimizer steps, mid-epoch "
+                                  "too (default: an eighth of the run's steps; 0: at each epoch's end only)")
+        command.add_argument("--keep-last", action="store_true",
+                             help="keep last.pt (the resume checkpoint, 271 MB for MiniLM) once the run has finished")
 
     train = sub.add_parser("train", help="train one named experiment (M0..M12 or best)",
                            description="Train one named experiment. The same command again resumes an interrupted "
-                                       "run after its last finished epoch.")
+                                       "run (Ctrl-C) from its last checkpointed step.")
     train.add_argument("--experiment", default="best", help="M0..M12 (the report's Table 2 rows) or best")
     train.add_argument("--run-dir", help="where to write the run (default: runs/<experiment>-<preset>-seed<seed>)")
     add_training_options(train)
@@ -303,6 +309,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
+    except TrainingInterrupted as err:  # Ctrl-C while training: where it stopped and where it resumes
+        print(err, file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     except MinbertError as err:
         print(f"minbert: error: {err}", file=sys.stderr)
         return 1
