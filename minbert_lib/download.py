@@ -1,7 +1,7 @@
 """Downloading files: progress bar, resume of a partial download, checksum, atomic rename.
 
-Used for the course data (`minbert data fetch`) and for hub weights
-(bert-base-uncased). Works with http(s):// and file:// URLs, so the same code
+Used for the course data (`minbert data fetch`); hub weights go through
+huggingface_hub instead (minbert_lib.weights). Works with http(s):// and file:// URLs, so the same code
 is tested against local folders on machines without internet.
 """
 from __future__ import annotations
