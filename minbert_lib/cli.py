@@ -62,14 +62,15 @@ def cmd_data_fetch(args: argparse.Namespace) -> None:
     from minbert_lib.fetch import fetch_data
 
     folder = resolve_data_dir(args.data_dir)
-    results = fetch_data(folder, mirror=args.mirror, progress=not args.quiet)
+    results = fetch_data(folder, mirror=args.mirror, progress=not args.quiet, refresh=args.refresh)
     for result in results:
         print(result)
     failed = [r.name for r in results if r.status == "failed"]
     if failed:
         raise DataError(f"{len(failed)} file(s) could not be fetched or verified ({', '.join(failed)}); the "
                         "messages above say why. Then run `minbert data fetch` again, or, without internet, "
-                        "`minbert data fetch --mirror DIR` with a local folder of the files")
+                        "`minbert data fetch --mirror DIR` with a local folder of the files (or set "
+                        "MINBERT_DATA_MIRROR=DIR)")
     print(f"data folder: {folder}")
 
 
@@ -85,7 +86,8 @@ def cmd_data_check(args: argparse.Namespace) -> None:
     unusable = [c.entry.name for c in checks if not c.usable and (c.entry.required or c.error)]
     if unusable:
         raise DataError(f"{folder}: {', '.join(unusable)} missing or unreadable; "
-                        f"run `minbert data fetch --data-dir {folder}`")
+                        f"run `minbert data fetch --data-dir {folder}` (without internet: add --mirror DIR, "
+                        "or set MINBERT_DATA_MIRROR=DIR)")
 
 
 def settings_from(args: argparse.Namespace, experiment: str, run_dir=None):
@@ -191,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="embed a few sentences with the pretrained model (the kit's main job)")
-    demo.add_argument("--model", default="minilm-l6", help="preset or model folder (default: minilm-l6)")
+    demo.add_argument("--model", default="minilm-l6",
+                      help="preset, hub name (owner/name[@revision]) or model folder (default: minilm-l6)")
     demo.add_argument("sentences", nargs="*", default=DEMO_SENTENCES, help="sentences to compare")
     demo.set_defaults(func=cmd_demo)
 
@@ -202,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--data-dir", help=data_dir_help)
     fetch.add_argument("--mirror", help="copy from this local folder instead of downloading "
                                         "(default: $MINBERT_DATA_MIRROR when set)")
+    fetch.add_argument("--refresh", action="store_true",
+                       help="download again the partial or missing files an earlier --mirror fetch accepted")
     fetch.add_argument("--quiet", action="store_true", help="no progress bars")
     fetch.set_defaults(func=cmd_data_fetch)
     check = data_sub.add_parser("check", help="rows, labels, malformed rows and partial files of each data file")
