@@ -90,6 +90,19 @@ def cmd_data_check(args: argparse.Namespace) -> None:
                         "or set MINBERT_DATA_MIRROR=DIR)")
 
 
+def cmd_export_leaderboard(args: argparse.Namespace) -> None:
+    """A run's prediction files in the CS224N starter's names and format (minbert_lib.leaderboard)."""
+    from minbert_lib.leaderboard import export_leaderboard
+
+    out = Path(args.out) if args.out else Path(args.run) / "predictions"
+    written, skipped = export_leaderboard(args.run, out)
+    for path in written:
+        print(f"wrote {path}")
+    for note in skipped:
+        print(note)
+    print(f"{QUORA_NOTE}\nthe CS224N starter's prediction files are in {out}")
+
+
 def settings_from(args: argparse.Namespace, experiment: str, run_dir=None):
     from minbert_lib.train import TrainSettings
 
@@ -246,6 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
     plot = sub.add_parser("plot", help="draw a run's learning curves and confusion matrices")
     plot.add_argument("run", help="a run folder written by minbert train")
     plot.set_defaults(func=cmd_plot)
+    leaderboard = sub.add_parser("export-leaderboard",
+                                 help="write a run's predictions in the CS224N starter's file names and format")
+    leaderboard.add_argument("run", help="a run folder written by minbert train")
+    leaderboard.add_argument("--out", help="folder for the files (default: RUN/predictions)")
+    leaderboard.set_defaults(func=cmd_export_leaderboard)
     return parser
 
 
