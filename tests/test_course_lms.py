@@ -120,3 +120,24 @@ def test_autograde_before_a_release_names_the_release_command(tmp_path, capsys):
     assert err == (f"course.py: error: {A} not released on this machine (the gradebook "
                    f"{root / 'autograder' / 'gradebook.db'} has no such assignment; it is not committed): run "
                    f"`python autograder/course.py release {A}` (or `make release`) first, then autograde")
+
+
+@pytest.mark.slow
+def test_nbgrader_release_feedback_works_after_collect(tmp_path):
+    """nbgrader's own release_feedback reads timestamp.txt and submission_secret.txt from each feedback folder."""
+    root = fake_course(tmp_path)
+    assert course.main(["--course", str(root), "release", A, "--no-execute"]) == 0
+    incoming = tmp_path / "incoming" / "alice"
+    incoming.mkdir(parents=True)
+    (incoming / f"{A}.ipynb").write_bytes(course.notebook_file("solutions", A, root).read_bytes())
+    course.collect(tmp_path / "incoming", root=root, names=[A])
+    assert course.main(["--course", str(root), "autograde", A]) == 0
+    assert course.main(["--course", str(root), "feedback", A]) == 0
+    feedback = root / "autograder" / "feedback" / "alice" / A
+    assert {"timestamp.txt", "submission_secret.txt", f"{A}.html"} <= {p.name for p in feedback.iterdir()}
+    exchange = tmp_path / "exchange"  # nbgrader's exchange: made by the instructor, writable by all
+    exchange.mkdir()
+    exchange.chmod(0o777)
+    result = course.nbgrader("release_feedback", A, f"--Exchange.root={exchange}", root=root, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(list((exchange / "minbert" / "feedback").glob("*.html"))) == 1
