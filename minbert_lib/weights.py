@@ -102,7 +102,10 @@ def resolve_model_dir(name_or_path: str | Path, revision: str | None = None) -> 
     elif name == "bert-base-uncased":
         folder = download_from_hub(BERT_BASE_REPO, revision or BERT_BASE_REVISION)
     elif hub_name and not Path(name).expanduser().exists():
-        folder = download_from_hub(hub_name["repo"], revision or hub_name["revision"])
+        try:
+            folder = download_from_hub(hub_name["repo"], revision or hub_name["revision"])
+        except WeightsError as err:  # perhaps a mistyped folder: say both readings
+            raise WeightsError(f"{name} is no folder here; as a hub model name: {err}") from None
     else:
         folder = Path(name_or_path).expanduser()
     check_model_dir(folder)

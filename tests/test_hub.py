@@ -135,7 +135,8 @@ def test_any_hub_name_with_a_revision_and_bin_weights(hub):
 
 
 def test_unknown_model_and_unreachable_hub_are_one_line_errors(hub, monkeypatch):
-    with pytest.raises(WeightsError, match="someone/nothing is not on .*HF_TOKEN"):
+    with pytest.raises(WeightsError, match="someone/nothing is no folder here; as a hub model name: "
+                                           "someone/nothing is not on .*HF_TOKEN"):
         resolve_model_dir("someone/nothing")
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
     import huggingface_hub.utils._http as hub_http
