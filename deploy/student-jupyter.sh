@@ -6,10 +6,9 @@
 # Undo: `jupyter labextension enable` the same plugins and set the two entries below to true.
 set -euo pipefail
 LEVEL="${LEVEL:-sys_prefix}"
-for plugin in formgrader create-assignment course-list; do
-    jupyter labextension disable --level="$LEVEL" "@jupyter/nbgrader:$plugin"
-    jupyter labextension lock --level="$LEVEL" "@jupyter/nbgrader:$plugin"  # no re-enabling from the UI
-done
+plugins=(@jupyter/nbgrader:formgrader @jupyter/nbgrader:create-assignment @jupyter/nbgrader:course-list)
+jupyter labextension disable --level="$LEVEL" "${plugins[@]}"
+jupyter labextension lock --level="$LEVEL" "${plugins[@]}"  # no re-enabling from the UI
 # The server side: `jupyter server extension disable` refuses nbgrader's extensions here (its
 # validation cannot import them), so the setting goes into the level's jupyter_server_config.json,
 # which jupyter_server reads after the config.d files that switched them on.
