@@ -90,6 +90,14 @@ def cmd_data_check(args: argparse.Namespace) -> None:
                         "or set MINBERT_DATA_MIRROR=DIR)")
 
 
+def cmd_weights_fetch(args: argparse.Namespace) -> None:
+    """Put a model's files in place (the hub cache for bert-base-uncased and hub names) and check them."""
+    from minbert_lib.weights import resolve_model_dir
+
+    folder = resolve_model_dir(args.model, revision=args.revision)
+    print(f"{args.model}: {folder}")
+
+
 def cmd_export_leaderboard(args: argparse.Namespace) -> None:
     """A run's prediction files in the CS224N starter's names and format (minbert_lib.leaderboard)."""
     from minbert_lib.leaderboard import export_leaderboard
@@ -259,6 +267,17 @@ def build_parser() -> argparse.ArgumentParser:
     plot = sub.add_parser("plot", help="draw a run's learning curves and confusion matrices")
     plot.add_argument("run", help="a run folder written by minbert train")
     plot.set_defaults(func=cmd_plot)
+    weights = sub.add_parser("weights", help="pretrained weights: fetch them ahead of time (e.g. before going offline)")
+    weights_sub = weights.add_subparsers(dest="weights_command", required=True)
+    weights_fetch = weights_sub.add_parser(
+        "fetch", help="download a model into the Hugging Face cache (honours HF_ENDPOINT, HF_TOKEN, HF_HOME, "
+                      "HF_HUB_OFFLINE) and print its folder")
+    weights_fetch.add_argument("model", nargs="?", default="bert-base-uncased",
+                               help="bert-base-uncased (default, at the kit's pinned revision), owner/name[@revision], "
+                                    "minilm-l6 or a folder")
+    weights_fetch.add_argument("--revision", help="branch, tag or commit of a hub model")
+    weights_fetch.set_defaults(func=cmd_weights_fetch)
+
     leaderboard = sub.add_parser("export-leaderboard",
                                  help="write a run's predictions in the CS224N starter's file names and format")
     leaderboard.add_argument("run", help="a run folder written by minbert train")

@@ -159,3 +159,16 @@ def test_a_local_folder_still_wins(hub, tmp_path, minilm_dir, monkeypatch):
     monkeypatch.setenv("MINBERT_BERT_BASE_DIR", str(folder))
     assert resolve_model_dir("bert-base-uncased") == folder
     assert hub.requests == []
+
+
+def test_cli_weights_fetch_fills_the_cache_for_offline_use(hub, tmp_path, monkeypatch, capsys):
+    from minbert_lib.cli import main
+
+    assert main(["weights", "fetch"]) == 0
+    snapshot = tmp_path / "hf-home" / "hub" / "models--google-bert--bert-base-uncased" / "snapshots" / BERT_BASE_REVISION
+    assert capsys.readouterr().out.strip() == f"bert-base-uncased: {snapshot}"
+    assert main(["weights", "fetch", "someone/tiny-bert", "--revision", "v2"]) == 0
+    assert any(path == "/someone/tiny-bert/resolve/v2/config.json" for _, path, _ in hub.requests)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["weights", "fetch", "someone/other"]) == 1
+    assert "HF_HUB_OFFLINE is set" in capsys.readouterr().err
