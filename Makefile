@@ -30,6 +30,11 @@ demo: setup
 test: setup
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q
 
+# Students' JupyterLab: nbgrader's instructor extensions off in .venv (see notebooks/README.md).
+.PHONY: student-setup
+student-setup: setup
+	PATH=$(abspath $(BIN)):$$PATH bash deploy/student-jupyter.sh
+
 clean-venv:
 	rm -rf $(VENV)
 

@@ -27,6 +27,7 @@ import html
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import stat
@@ -316,13 +317,83 @@ def safe_zip_members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
 MAX_EXTRA_FILE = 20 * 2**20  # bytes: larger files beside a notebook are not collected
 
 
+# Learning-management systems download all submissions of an assignment as one flat zip, the
+# student in each file name (the original file name last):
+#   Canvas  alice_12345_678_01_attention.ipynb         login _ user id _ submission id _ file
+#           alice_late_12345_678_01_attention-1.ipynb  "_late" when late; "-1", "-2" ... on a resubmission
+#   Moodle  Alice Smith_1234_assignsubmission_file_01_attention.ipynb   full name _ participant id _ ...
+#           (or, with "download submissions in folders", a folder "Alice Smith_1234_assignsubmission_file_")
+CANVAS_NAME = re.compile(r"^(?P<student>[A-Za-z0-9]+)(?P<late>_late)?_(?P<uid>\d+)_\d+_(?P<file>.+)$")
+MOODLE_NAME = re.compile(r"^(?P<student>.+?)_(?P<uid>\d+)_assign(?:submission|feedback)_[a-z]+_(?P<file>.*)$")
+RESUBMISSION = re.compile(r"^(?P<stem>.+)-(?P<n>\d+)(?P<suffix>\.[^.]+)$")
+
+
+def lms_student(name: str) -> tuple[str, str, str, str] | None:
+    """(student id, user id, original file name, system) from an LMS download's file or folder name."""
+    for system, pattern in (("Moodle", MOODLE_NAME), ("Canvas", CANVAS_NAME)):
+        match = pattern.match(name)
+        if match:
+            student = re.sub(r"[^a-z0-9]+", "_", match["student"].lower()).strip("_") or "student"
+            return student, match["uid"], match["file"], system
+    return None
+
+
+def unflatten_lms(source: Path, staging: Path) -> Path:
+    """A Canvas or Moodle download as one folder per student (in `staging`); any other layout as it is.
+
+    Files and folders are copied, never linked; links and names that fit neither pattern are
+    skipped with a message. Two users whose names give the same id get their user id appended.
+    Of a Canvas file resubmitted as `-1`, `-2` ..., the highest number is the student's last upload.
+    """
+    entries = sorted(p for p in source.iterdir() if not p.name.startswith((".", "__")))
+    parsed = {entry: lms_student(entry.name) for entry in entries}
+    if not any(info and not entry.is_symlink() and (entry.is_file() or info[3] == "Moodle")
+               for entry, info in parsed.items()):
+        return source
+    uids: dict[str, set[str]] = {}
+    for info in filter(None, parsed.values()):
+        uids.setdefault(info[0], set()).add(info[1])
+    latest: dict[tuple[str, str], int] = {}
+    for entry, info in parsed.items():
+        if entry.is_symlink() or info is None:
+            print(f"skipped {entry.name}: " + ("a symbolic link" if entry.is_symlink() else
+                                             "not named as in a Canvas or Moodle download"))
+            continue
+        student, uid, original, system = info
+        if len(uids[student]) > 1:
+            student = f"{student}_{uid}"
+        folder = staging / student
+        folder.mkdir(parents=True, exist_ok=True)
+        if entry.is_dir():  # Moodle's "submissions in folders"
+            shutil.copytree(entry, folder, dirs_exist_ok=True, symlinks=True)
+            continue
+        resubmitted = RESUBMISSION.match(original) if system == "Canvas" else None
+        number = int(resubmitted["n"]) if resubmitted else 0
+        if resubmitted:
+            original = resubmitted["stem"] + resubmitted["suffix"]
+        if number < latest.get((student, original), -1):
+            continue
+        latest[(student, original)] = number
+        shutil.copyfile(entry, folder / original)
+        late = system == "Canvas" and CANVAS_NAME.match(entry.name)["late"]
+        notes = ([f"as {student}"] if info[0] != student else []) + ([f"resubmission {number}"] if number else []) \
+            + (["late"] if late else [])
+        if notes:
+            print(f"{system}: {entry.name} ({', '.join(notes)})")
+    return staging
+
+
 def collect(source: Path, root: Path = ROOT, names: list[str] | None = None) -> list[str]:
     """Copy <student>/**/<assignment>.ipynb and the files beside it into autograder/submitted/.
 
+    `source` is a folder or zip with one folder per student, or a Canvas or Moodle download
+    (a flat zip or folder of files named after the student, see `unflatten_lms`).
     A notebook renamed by a download or a copy (`03_adamw (1).ipynb`, `03_adamw-Copy1.ipynb`)
     is taken when the exact name is missing. When one assignment is collected, a student
     folder without its notebook is recorded as a missing submission (graded 0). Symbolic
-    links are never followed.
+    links are never followed. Each submission gets the `timestamp.txt` and
+    `submission_secret.txt` that nbgrader's own exchange writes (`nbgrader release_feedback`
+    reads both).
     """
     names = names or assignments(root)
     if zipfile.is_zipfile(source):
@@ -336,6 +407,12 @@ def collect(source: Path, root: Path = ROOT, names: list[str] | None = None) -> 
             shutil.rmtree(staging, ignore_errors=True)
     if not source.is_dir():
         raise CourseError(f"{source}: not a folder or a zip file of submissions")
+    with tempfile.TemporaryDirectory(prefix="minbert-collect-") as staging:
+        return collect_folders(unflatten_lms(source, Path(staging)), root, names)
+
+
+def collect_folders(source: Path, root: Path, names: list[str]) -> list[str]:
+    """`collect` of a folder holding one folder per student."""
     collected = []
     for student_dir in sorted(p for p in source.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))):
         student = student_dir.name
@@ -369,6 +446,8 @@ def collect(source: Path, root: Path = ROOT, names: list[str] | None = None) -> 
                             and extra.stat().st_size <= MAX_EXTRA_FILE:
                         shutil.copyfile(extra, target / extra.name)
             (target / "timestamp.txt").write_text(time.strftime("%Y-%m-%d %H:%M:%S UTC\n", time.gmtime()))
+            if not (target / "submission_secret.txt").is_file():  # as nbgrader's exchange writes it
+                (target / "submission_secret.txt").write_text(secrets.token_hex(64))
             collected.append(f"{student}/{name}")
     print(f"collected {len(collected)} submission(s): {', '.join(collected) or 'none'}")
     return collected
@@ -732,6 +811,53 @@ def format_row(row: dict) -> str:
             f"auto points  {row.get('seconds', 0):5.1f} s{note}")
 
 
+# --- first steps: what to run before a command can do anything ---------------------------------
+
+COURSE_PY = "python autograder/course.py"
+
+
+def require_collected(names: list[str], root: Path, students: list[str] | None = None) -> list[str]:
+    """The assignments of `names` with a collected submission (by `students`); a CourseError naming
+    `collect` when there is none."""
+    submitted = root / "autograder" / "submitted"
+    found = [p for p in submitted.glob("*/*") if p.is_dir() and p.name in names
+             and (not students or p.parent.name in students)] if submitted.is_dir() else []
+    if not found:
+        who = f" by {', '.join(students)}" if students else ""
+        raise CourseError(f"nothing to grade: no submission of {', '.join(names)}{who} in {submitted}; run "
+                          f"`{COURSE_PY} collect FOLDER_OR_ZIP` (or `make collect SUBMISSIONS=FILE.zip`) first")
+    return sorted({p.name for p in found})
+
+
+def require_released(names: list[str], root: Path) -> None:
+    """A CourseError naming `release` for an assignment the gradebook does not know (nbgrader's MissingEntry)."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    database = root / "autograder" / "gradebook.db"
+    missing = list(names)
+    if database.is_file():
+        with Gradebook(db_url(root)) as gradebook, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            missing = []
+            for name in names:
+                try:
+                    gradebook.find_assignment(name)
+                except MissingEntry:
+                    missing.append(name)
+    if missing:
+        raise CourseError(f"{', '.join(missing)} not released on this machine (the gradebook {database} has no "
+                          f"such assignment; it is not committed): run `{COURSE_PY} release {' '.join(missing)}` "
+                          "(or `make release`) first, then autograde")
+
+
+def require_graded(names: list[str], root: Path) -> None:
+    """A CourseError naming `autograde` when nothing of `names` has been graded yet."""
+    results = root / "autograder" / "results"
+    if not any(any(results.glob(f"*/{name}.json")) for name in names):
+        raise CourseError(f"nothing graded yet for {', '.join(names)}: run `{COURSE_PY} collect FOLDER_OR_ZIP`, "
+                          f"then `{COURSE_PY} autograde` first")
+
+
 # --- feedback and export -----------------------------------------------------------------------
 
 def feedback(names: list[str], root: Path = ROOT) -> None:
@@ -872,12 +998,15 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "collect":
             collect(args.source, root, names)
         elif args.command == "autograde":
+            require_released(require_collected(names, root, args.student), root)
             rows = autograde(names, root, args.student, args.timeout, args.require_sandbox,
                              args.cell_timeout, args.regrade)
             return 1 if any(r["status"] in ("failed", "error") for r in rows) else 0
         elif args.command == "feedback":
+            require_graded(names, root)
             feedback(names, root)
         elif args.command == "export":
+            require_graded(assignments(root), root)
             export(args.to or root / "autograder" / "grades.csv", root)
     except CourseError as err:
         print(f"course.py: error: {err}", file=sys.stderr)

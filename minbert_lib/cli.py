@@ -63,14 +63,15 @@ def cmd_data_fetch(args: argparse.Namespace) -> None:
     from minbert_lib.fetch import fetch_data
 
     folder = resolve_data_dir(args.data_dir)
-    results = fetch_data(folder, mirror=args.mirror, progress=not args.quiet)
+    results = fetch_data(folder, mirror=args.mirror, progress=not args.quiet, refresh=args.refresh)
     for result in results:
         print(result)
     failed = [r.name for r in results if r.status == "failed"]
     if failed:
         raise DataError(f"{len(failed)} file(s) could not be fetched or verified ({', '.join(failed)}); the "
                         "messages above say why. Then run `minbert data fetch` again, or, without internet, "
-                        "`minbert data fetch --mirror DIR` with a local folder of the files")
+                        "`minbert data fetch --mirror DIR` with a local folder of the files (or set "
+                        "MINBERT_DATA_MIRROR=DIR)")
     print(f"data folder: {folder}")
 
 
@@ -86,7 +87,29 @@ def cmd_data_check(args: argparse.Namespace) -> None:
     unusable = [c.entry.name for c in checks if not c.usable and (c.entry.required or c.error)]
     if unusable:
         raise DataError(f"{folder}: {', '.join(unusable)} missing or unreadable; "
-                        f"run `minbert data fetch --data-dir {folder}`")
+                        f"run `minbert data fetch --data-dir {folder}` (without internet: add --mirror DIR, "
+                        "or set MINBERT_DATA_MIRROR=DIR)")
+
+
+def cmd_weights_fetch(args: argparse.Namespace) -> None:
+    """Put a model's files in place (the hub cache for bert-base-uncased and hub names) and check them."""
+    from minbert_lib.weights import resolve_model_dir
+
+    folder = resolve_model_dir(args.model, revision=args.revision)
+    print(f"{args.model}: {folder}")
+
+
+def cmd_export_leaderboard(args: argparse.Namespace) -> None:
+    """A run's prediction files in the CS224N starter's names and format (minbert_lib.leaderboard)."""
+    from minbert_lib.leaderboard import export_leaderboard
+
+    out = Path(args.out) if args.out else Path(args.run) / "predictions"
+    written, skipped = export_leaderboard(args.run, out)
+    for path in written:
+        print(f"wrote {path}")
+    for note in skipped:
+        print(note)
+    print(f"{QUORA_NOTE}\nthe CS224N starter's prediction files are in {out}")
 
 
 def settings_from(args: argparse.Namespace, experiment: str, run_dir=None):
@@ -234,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="embed a few sentences with the pretrained model (the kit's main job)")
-    demo.add_argument("--model", default="minilm-l6", help="preset or model folder (default: minilm-l6)")
+    demo.add_argument("--model", default="minilm-l6",
+                      help="preset, hub name (owner/name[@revision]) or model folder (default: minilm-l6)")
     demo.add_argument("sentences", nargs="*", default=DEMO_SENTENCES, help="sentences to compare")
     demo.set_defaults(func=cmd_demo)
 
@@ -245,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--data-dir", help=data_dir_help)
     fetch.add_argument("--mirror", help="copy from this local folder instead of downloading "
                                         "(default: $MINBERT_DATA_MIRROR when set)")
+    fetch.add_argument("--refresh", action="store_true",
+                       help="download again the partial or missing files an earlier --mirror fetch accepted")
     fetch.add_argument("--quiet", action="store_true", help="no progress bars")
     fetch.set_defaults(func=cmd_data_fetch)
     check = data_sub.add_parser("check", help="rows, labels, malformed rows and partial files of each data file")
@@ -296,6 +322,22 @@ def build_parser() -> argparse.ArgumentParser:
     plot = sub.add_parser("plot", help="draw a run's learning curves and confusion matrices")
     plot.add_argument("run", help="a run folder written by minbert train")
     plot.set_defaults(func=cmd_plot)
+    weights = sub.add_parser("weights", help="pretrained weights: fetch them ahead of time (e.g. before going offline)")
+    weights_sub = weights.add_subparsers(dest="weights_command", required=True)
+    weights_fetch = weights_sub.add_parser(
+        "fetch", help="download a model into the Hugging Face cache (honours HF_ENDPOINT, HF_TOKEN, HF_HOME, "
+                      "HF_HUB_OFFLINE) and print its folder")
+    weights_fetch.add_argument("model", nargs="?", default="bert-base-uncased",
+                               help="bert-base-uncased (default, at the kit's pinned revision), owner/name[@revision], "
+                                    "minilm-l6 or a folder")
+    weights_fetch.add_argument("--revision", help="branch, tag or commit of a hub model")
+    weights_fetch.set_defaults(func=cmd_weights_fetch)
+
+    leaderboard = sub.add_parser("export-leaderboard",
+                                 help="write a run's predictions in the CS224N starter's file names and format")
+    leaderboard.add_argument("run", help="a run folder written by minbert train")
+    leaderboard.add_argument("--out", help="folder for the files (default: RUN/predictions)")
+    leaderboard.set_defaults(func=cmd_export_leaderboard)
     return parser
 
 
