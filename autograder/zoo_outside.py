@@ -91,6 +91,7 @@ WRONG_ATTENTION = ("def scaled_dot_product_attention(query, key, value, additive
 OWN_WEIGHTS = ("import math, torch\ndef attention_weights(query, key, additive_mask=None):\n"
                "    scores = query @ key.transpose(-2, -1) / math.sqrt(query.size(-1))\n"
                "    return torch.softmax(scores if additive_mask is None else scores + additive_mask, dim=-1)\n")
+ADAMW_TESTS = ["test_first_step", "test_decoupled_decay", "test_trajectory"]
 ALL_01 = ["test_padding_mask", "test_attention_weights", "test_attention", "test_heads", "test_self_attention"]
 
 
@@ -222,6 +223,27 @@ CASES = [
                         "    mask = mask.masked_fill(attention_mask == 0, -10000.0)\n"
                         "    return mask[:, None, None, :]\n"),
                 all_pass(ALL_01)),
+    OutsideCase("adamw_decay_after_update", "03_adamw", "weight decay applied after the Adam update (CS224N's form)",
+                both(edit("adamw", "                p.mul_(1.0 - lr * weight_decay)                  # decoupled weight decay\n",
+                          ""),
+                     edit("adamw", "p.addcdiv_(m_hat, v_hat.sqrt().add_(eps), value=-lr)",
+                          "p.addcdiv_(m_hat, v_hat.sqrt().add_(eps), value=-lr)\n"
+                          "                p.add_(p, alpha=-lr * weight_decay)")),
+                all_pass(ADAMW_TESTS)),
+    OutsideCase("adamw_efficient_bias_correction", "03_adamw", "Kingma & Ba's efficient bias correction",
+                edit("adamw", "m_hat = m / (1.0 - beta1 ** t)\n                v_hat = v / (1.0 - beta2 ** t)\n"
+                     "                p.addcdiv_(m_hat, v_hat.sqrt().add_(eps), value=-lr)",
+                     "step_size = lr * (1.0 - beta2 ** t) ** 0.5 / (1.0 - beta1 ** t)\n"
+                     "                p.addcdiv_(m, v.sqrt().add_(eps), value=-step_size)"),
+                all_pass(ADAMW_TESTS)),
+    OutsideCase("adamw_out_of_place", "03_adamw", "new tensors instead of in-place updates",
+                edit("adamw", "p.addcdiv_(m_hat, v_hat.sqrt().add_(eps), value=-lr)",
+                     "p.data = p.data - lr * m_hat / (v_hat.sqrt() + eps)"),
+                all_pass(ADAMW_TESTS)),
+    OutsideCase("adamw_step_per_optimizer", "03_adamw", "one step counter for the optimizer, not one per parameter",
+                edit("adamw", 'state["step"] += 1\n                t, m, v, g = state["step"]',
+                     'self.t = getattr(self, "t", 0) + 1\n                t, m, v, g = self.t'),
+                {"test_first_step": False, "test_trajectory": False}),
     OutsideCase("layer_functional_norm", "02_bert", "BertLayer with F.layer_norm and the modules' parameters",
                 edit("bert_layer", "x = self.attention_norm(x + self.dropout(self.attention(x, additive_mask)))",
                      "n = self.attention_norm\n        x = F.layer_norm(x + self.dropout(self.attention(x, "
