@@ -543,13 +543,15 @@ def review(source, released, submitted) -> tuple[list[str], list[str]]:
     return notes, flags
 
 
-def sandbox_args(tmp: Path, limits) -> tuple[list[str], dict[str, str]]:
+def sandbox_args(tmp: Path, limits, bounds=None) -> tuple[list[str], dict[str, str]]:
     """nbgrader options and environment that run the kernel in the sandbox (see sandbox.py)."""
     import sandbox
 
-    sandbox.write_kernelspec(tmp, limits)
+    sandbox.write_kernelspec(tmp, limits, bounds.argument() if bounds else "")
     run = tmp / "run"  # the connection file and the kernel's Unix sockets
     run.mkdir()
+    if sandbox.mount_runtime(run, limits):
+        os.chmod(run, 0o755)
     args = [f"--Execute.kernel_name={sandbox.KERNEL_NAME}", "--KernelManager.transport=ipc",
             f"--KernelManager.ip={run / 'kernel'}", f"--KernelManager.connection_file={run / 'kernel.json'}"]
     return args, {"JUPYTER_PATH": os.pathsep.join(filter(None, [str(tmp), os.environ.get("JUPYTER_PATH")]))}
@@ -585,12 +587,25 @@ def autograde_one(root: Path, name: str, student: str, timeout: float, limits=No
     if cell_timeout:
         args.append(f"--Execute.timeout={cell_timeout}")
     kernel_note = None
-    with tempfile.TemporaryDirectory(prefix="minbert-grade-") as tmp:
-        extra, env = sandbox_args(Path(tmp), limits) if limits else ([], {})
-        try:
-            result = nbgrader(*args, *extra, root=root, check=False, timeout=timeout, env=env)
-        except subprocess.TimeoutExpired:
-            result, kernel_note = None, f"running the notebook took over {timeout:.0f} s and was stopped"
+    bounds = submission_bounds(limits, student, name)
+    try:
+        with tempfile.TemporaryDirectory(prefix="minbert-grade-") as tmp:
+            extra, env = sandbox_args(Path(tmp), limits, bounds) if limits else ([], {})
+            try:
+                result = nbgrader(*args, *extra, root=root, check=False, timeout=timeout, env=env)
+            except subprocess.TimeoutExpired:
+                result, kernel_note = None, f"running the notebook took over {timeout:.0f} s and was stopped"
+            finally:
+                if limits:
+                    import sandbox
+
+                    sandbox.unmount_runtime(Path(tmp) / "run")
+        if bounds:
+            bounds.close()  # whatever the kernel left running; the runner gets the same bounds afresh
+        grading = grade_outside(root, name, student, limits, cell_timeout, bounds)
+    finally:
+        if bounds:
+            bounds.close()
     if result is not None and "before replying to kernel_info" in result.stderr:  # the grader's problem
         return {**row, "status": "error", "reason": f"the kernel did not start: {last_error_line(result.stderr)}"}
     if result is not None and ("DeadKernelError" in result.stderr or "Kernel died" in result.stderr):
@@ -600,7 +615,6 @@ def autograde_one(root: Path, name: str, student: str, timeout: float, limits=No
         kernel_note = f"nbgrader could not run the notebook: {last_error_line(result.stderr)}"
     elif result is not None and re.search(r"Timeout waiting|CellTimeoutError|timed out", result.stderr):
         notes.append("a cell ran past the time limit and was interrupted")
-    grading = grade_outside(root, name, student, limits, cell_timeout)
     if kernel_note:
         notes.insert(0, kernel_note + "; the tests were still run on your solution cells")
         shutil.rmtree(root / "autograder" / "autograded" / student / name, ignore_errors=True)
@@ -616,7 +630,16 @@ def autograde_one(root: Path, name: str, student: str, timeout: float, limits=No
     return row
 
 
-def runner_spec(tmp: Path, limits, root: Path) -> dict:
+def submission_bounds(limits, student: str, name: str):
+    """The cgroup that bounds everything one submission runs (None without a sandbox)."""
+    if limits is None:
+        return None
+    import sandbox
+
+    return sandbox.SubmissionBounds(f"{os.getpid()}-{student}-{name}", limits)
+
+
+def runner_spec(tmp: Path, limits, root: Path, bounds=None) -> dict:
     """How the grader starts the student's process: sandboxed like the kernel, in quick mode."""
     import sandbox
 
@@ -632,6 +655,8 @@ def runner_spec(tmp: Path, limits, root: Path) -> dict:
         env = {**{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}, **env}
     else:
         command = sandbox.command(workdir, runtime, runner, limits, extra_env=env, readonly=[Path(data_dir)])
+        if bounds is not None and bounds.paths:
+            command = [sys.executable, sandbox.__file__, "exec", bounds.argument(), "--", *command]
     return {"command": command, "env": env, "cwd": str(workdir), "threads": grading_threads()}
 
 
@@ -640,11 +665,12 @@ def grading_threads() -> int:
     return int(os.environ.get("MINBERT_GRADING_THREADS") or min(2, os.cpu_count() or 1))
 
 
-def grade_outside(root: Path, name: str, student: str, limits, cell_timeout: int | None = None) -> dict:
+def grade_outside(root: Path, name: str, student: str, limits, cell_timeout: int | None = None,
+                  bounds=None) -> dict:
     """Run the course's tests on the submission's solution cells outside its kernel (see grading/grader.py)."""
     with tempfile.TemporaryDirectory(prefix="minbert-outside-") as tmp:
         tmp = Path(tmp)
-        spec = runner_spec(tmp, limits, root)
+        spec = runner_spec(tmp, limits, root, bounds)
         (tmp / "runner.json").write_text(json.dumps(spec), encoding="utf-8")
         out = tmp / "result.json"
         command = [sys.executable, "-m", "minbert_lib.grading.grader",
