@@ -135,6 +135,15 @@ CASES = [
     OutsideCase("adamw_from_checks", "03_adamw", "AdamW = checks.AdamW (checks exports no reference now)",
                 replace("adamw", "AdamW = checks.AdamW\n"),
                 {"test_first_step": False, "test_decoupled_decay": False, "test_trajectory": False}),
+    OutsideCase("mean_pool_aliased", "04_sentiment", "mean_pool from minbert_lib.model",
+                replace("mean_pool", "from minbert_lib.model import mean_pool\n"),
+                {"test_mean_pool": False}, "reference implementation"),
+    OutsideCase("mean_pool_einsum", "04_sentiment", "mean pooling with einsum and clamp",
+                replace("mean_pool", "def mean_pool(hidden, attention_mask):\n"
+                        "    mask = attention_mask.to(hidden.dtype)\n"
+                        "    total = torch.einsum('bth,bt->bh', hidden, mask)\n"
+                        "    return total / mask.sum(dim=1, keepdim=True).clamp(min=1e-9)\n"),
+                {"test_mean_pool": True}),
     OutsideCase("pearson_aliased", "05_multitask", "pearson and confusion_matrix from minbert_lib.evaluate",
                 replace("metrics", "from minbert_lib.evaluate import pearson, confusion_matrix\n"),
                 {"test_metrics": False, "test_heads": True}, "reference implementation"),
