@@ -216,14 +216,12 @@ def resolve_name(dotted: str) -> tuple[Any, str, Any]:
 
 
 def poison(answer_keys: dict[str, list[str]], runner: Runner) -> None:
-    """Make every answer key raise while its exercise is active, wherever it is referenced."""
-    import minbert_lib
+    """Make every answer key raise while its exercise is active, wherever it is referenced.
 
-    for module_info in _library_modules():
-        try:
-            importlib.import_module(module_info)
-        except Exception:  # a module that needs an optional dependency: it cannot be an answer key
-            continue
+    Functions are replaced in every loaded `minbert_lib` module that holds them (a module
+    imported later takes the replacement from there); classes are guarded in place, which also
+    catches aliases and subclasses.
+    """
     for exercise, names in answer_keys.items():
         for dotted in names:
             try:
@@ -239,7 +237,6 @@ def poison(answer_keys: dict[str, list[str]], runner: Runner) -> None:
                         for attribute, value in list(vars(module).items()):
                             if value is original:
                                 setattr(module, attribute, replacement)
-    del minbert_lib
 
 
 def _guarded(function, exercise: str, dotted: str, runner: Runner):
@@ -259,15 +256,6 @@ def _poison_class(cls: type, exercise: str, dotted: str, runner: Runner) -> None
             setattr(cls, attribute, _guarded(value, exercise, dotted, runner))
         elif isinstance(value, (staticmethod, classmethod)):
             setattr(cls, attribute, type(value)(_guarded(value.__func__, exercise, dotted, runner)))
-
-
-def _library_modules() -> list[str]:
-    import pkgutil
-
-    import minbert_lib
-
-    return [info.name for info in pkgutil.walk_packages(minbert_lib.__path__, "minbert_lib.")
-            if not info.name.startswith(("minbert_lib.cli", "minbert_lib.grading.grader"))]
 
 
 def forbid_reading(answer_keys: dict[str, list[str]]) -> None:
