@@ -601,7 +601,7 @@ def autograde_one(root: Path, name: str, student: str, timeout: float, limits=No
 
                     sandbox.unmount_runtime(Path(tmp) / "run")
         if bounds:
-            bounds.close()  # whatever the kernel left running; the runner gets the same bounds afresh
+            bounds.kill()  # whatever the kernel left running; the runner then runs in the same bounds
         grading = grade_outside(root, name, student, limits, cell_timeout, bounds)
     finally:
         if bounds:

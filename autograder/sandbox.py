@@ -86,6 +86,16 @@ class SubmissionBounds:
         return ",".join(str(p) for p in self.paths)
 
     def close(self) -> None:
+        """Kill what is left in the cgroup and remove it."""
+        self.kill()
+        for path in self.paths:
+            try:
+                path.rmdir()
+            except OSError:
+                pass
+
+    def kill(self) -> None:
+        """Kill every process still in the cgroup (the kernel's leftovers, a fork bomb)."""
         for path in self.paths:
             for _ in range(50):
                 try:
@@ -100,10 +110,6 @@ class SubmissionBounds:
                     except ProcessLookupError:
                         pass
                 time.sleep(0.05)
-            try:
-                path.rmdir()
-            except OSError:
-                pass
 
 
 def join_cgroups(argument: str) -> None:
@@ -243,7 +249,10 @@ def main(argv: list[str] | None = None) -> None:
 def exec_in_cgroups(argv: list[str]) -> None:
     """`sandbox.py exec CGROUPS -- COMMAND ...`: join the cgroups, then become COMMAND (the grader's runner)."""
     cgroups, command = argv[0], argv[argv.index("--") + 1:]
-    join_cgroups(cgroups)
+    try:
+        join_cgroups(cgroups)
+    except OSError as err:  # the per-process limits still hold; say why the submission-wide ones do not
+        print(f"sandbox.py: could not join {cgroups}: {err}", file=sys.stderr)
     os.execvp(command[0], command)
 
 
