@@ -646,7 +646,8 @@ def runner_spec(tmp: Path, limits, root: Path, bounds=None) -> dict:
     workdir, runtime = tmp / "work", tmp / "runtime"
     workdir.mkdir()
     runtime.mkdir()
-    env = {"NBGRADER_EXECUTION": "autograde", "MPLBACKEND": "Agg"}
+    # Threads that wait sleep instead of spinning: a busy machine then adds no CPU time to a cell.
+    env = {"NBGRADER_EXECUTION": "autograde", "MPLBACKEND": "Agg", "OMP_WAIT_POLICY": "PASSIVE"}
     data_dir = os.environ.get("MINBERT_DATA_DIR") or str(root / "data")
     env["MINBERT_DATA_DIR"] = data_dir
     runner = [sys.executable, "-m", "minbert_lib.grading.runner"]

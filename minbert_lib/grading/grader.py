@@ -33,6 +33,7 @@ from minbert_lib.grading.remote import AnswerKeyUsed, Runner, RunnerFailed, Sess
 HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 CELL_CPU_SECONDS = 120.0    # one cell or one test's call, in CPU seconds: quick training takes under 25
 CELL_WALL_SECONDS = 300.0   # the same in wall-clock seconds, for code that sleeps or blocks
+COURSE_CELL_CPU_SECONDS = 600.0  # a course cell (the quick training of 04-06 takes 30-120 CPU seconds)
 HARD_MARGIN = 30.0          # past its own limit plus this, the runner is killed (code that ignores the limit)
 
 
@@ -142,8 +143,10 @@ def definitions_only(source: str) -> str:
     return ast.unparse(ast.Module(body=kept, type_ignores=[]))
 
 
-def runner_cells(source: dict, solutions: dict[str, str], only: set[str] | None = None) -> list[tuple[str, str]]:
-    """The code the runner runs, in notebook order: the course's cells, the student's solution cells.
+def runner_cells(source: dict, solutions: dict[str, str],
+                 only: set[str] | None = None) -> list[tuple[str, str, bool]]:
+    """(label, code, is a course cell) for the runner, in notebook order: the course's cells and the
+    student's solution cells.
 
     A course cell runs whole when a test (or a cell that runs whole) needs a name it computes,
     e.g. the predictions of a training cell; otherwise only its definitions run, so plots and
@@ -168,11 +171,11 @@ def runner_cells(source: dict, solutions: dict[str, str], only: set[str] | None 
         if role(cell) == "tests":
             continue
         if role(cell) == "solution":
-            program.append((f"your cell {gid!r}", solutions.get(gid, "")))
+            program.append((f"your cell {gid!r}", solutions.get(gid, ""), False))
         elif index in full:
-            program.append((f"course cell {index + 1}", source_of(cell)))
+            program.append((f"course cell {index + 1}", source_of(cell), True))
         else:
-            program.append((f"course cell {index + 1}", definitions_only(source_of(cell))))
+            program.append((f"course cell {index + 1}", definitions_only(source_of(cell)), True))
     return program
 
 
@@ -232,9 +235,9 @@ class Grader:
         cells = runner_cells(self.source, self.solutions, self.only)
         reply = session.setup({"cells": cells, "answer_keys": answer_keys(self.assignment),
                                "threads": self.threads, "cpu_seconds": self.cell_cpu,
-                               "wall_seconds": self.cell_wall},
-                              cpu_seconds=len(cells) * self.cell_cpu + HARD_MARGIN,
-                              wall_seconds=len(cells) * (self.cell_wall + 5) + HARD_MARGIN)
+                               "wall_seconds": self.cell_wall, "course_cpu_seconds": COURSE_CELL_CPU_SECONDS},
+                              cpu_seconds=len(cells) * self.cell_cpu + COURSE_CELL_CPU_SECONDS + HARD_MARGIN,
+                              wall_seconds=len(cells) * (self.cell_wall + 5) + 3 * COURSE_CELL_CPU_SECONDS)
         self.cell_errors = reply["cell_errors"]
         return session
 

@@ -148,9 +148,11 @@ class Runner:
         poison(message.get("answer_keys", {}), self)
         forbid_reading(message.get("answer_keys", {}))
         errors = {}
-        for label, source in message["cells"]:
+        course_cpu = float(message.get("course_cpu_seconds", self.cpu_seconds))
+        for label, source, is_course in message["cells"]:
+            limit = max(course_cpu, self.cpu_seconds) if is_course else self.cpu_seconds
             try:
-                with time_limits(self.cpu_seconds, self.wall_seconds):
+                with time_limits(limit, max(self.wall_seconds, limit * 3)):
                     exec(compile(source, f"<{label}>", "exec"), self.namespace)
             except (Exception, SystemExit, AnswerKeyCalled) as err:  # reported; the other cells still run
                 frame = traceback.extract_tb(err.__traceback__)[-1:] or [None]
