@@ -623,6 +623,7 @@ def autograde_one(root: Path, name: str, student: str, timeout: float, limits=No
     row["score"] = sum(t["points"] for t in grading["tests"])
     failures = [f"{t['grade_id']}: {t['message']}" for t in grading["tests"] if t["message"]]
     row["tests"] = {t["grade_id"]: t["points"] for t in grading["tests"]}
+    flags += grading.get("copies", [])
     row["reason"] = "; ".join(notes + grading["notes"] + flags)
     row["failures"] = failures
     answer_key = any("reference implementation" in f for f in failures)
@@ -752,11 +753,8 @@ def submission_digest(root: Path, name: str, student: str) -> str:
 
 def graded_before(root: Path, name: str, student: str) -> dict | None:
     """The stored result of a submission, unless it was resubmitted since."""
-    try:
-        row = json.loads(result_file(root, name, student).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return row if row.get("digest") == submission_digest(root, name, student) else None
+    row = graded_row(root, name, student)
+    return row if row is not None and row.get("digest") == submission_digest(root, name, student) else None
 
 
 def save_result(root: Path, row: dict) -> None:
@@ -945,7 +943,34 @@ def export(to: Path, root: Path = ROOT) -> None:
         raise CourseError(f"--to {to} is a folder: give the CSV file to write, e.g. {to / 'grades.csv'}")
     to.parent.mkdir(parents=True, exist_ok=True)
     nbgrader("export", "--to", str(to.resolve()), root=root)
+    add_grading_notes(to, root)
     print(f"grades written to {to}")
+
+
+def add_grading_notes(csv_file: Path, root: Path) -> None:
+    """Add a column `grading_notes` to nbgrader's CSV: the status and reason of each flagged or failed row."""
+    import csv
+
+    with open(csv_file, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    for row in rows:
+        result = graded_row(root, row.get("assignment", ""), row.get("student_id", ""))
+        row["grading_notes"] = f"{result['status']}: {result['reason']}" if result and result["status"] != "ok" \
+            else ""
+    with open(csv_file, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def graded_row(root: Path, name: str, student: str) -> dict | None:
+    """The stored result of a submission (results/<student>/<a>.json), or None."""
+    try:
+        return json.loads(result_file(root, name, student).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 # --- demo ----------------------------------------------------------------------------------------

@@ -155,3 +155,16 @@ def test_every_answer_key_resolves():
             assert exercise in solution_ids, (assignment, exercise)
             for dotted in names:
                 resolve_name(dotted)
+
+
+def test_a_copy_of_the_library_is_flagged_and_the_course_solution_is_not():
+    import inspect
+
+    from minbert_lib import attention
+
+    solutions = {"heads": inspect.getsource(attention.split_heads).replace("x", "tensor")
+                 + inspect.getsource(attention.merge_heads).replace("x", "tensor")}
+    assert grader.near_copies("01_attention", solutions)
+    for assignment in answer_keys.ANSWER_KEYS:
+        own, _ = grader.student_solutions(notebook("notebooks", assignment), notebook("solutions", assignment))
+        assert grader.near_copies(assignment, own) == [], assignment

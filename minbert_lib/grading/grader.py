@@ -17,12 +17,16 @@ import argparse
 import ast
 import builtins
 import contextlib
+import difflib
+import inspect
 import io
 import json
+import keyword
 import os
 import re
 import sys
 import time
+import tokenize
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,9 +54,60 @@ class Grading:
     tests: list[TestResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    copies: list[str] = field(default_factory=list)  # for the instructor: cells that copy the answer key
 
     def as_json(self) -> dict:
-        return {"tests": [asdict(t) for t in self.tests], "notes": self.notes, "seconds": self.seconds}
+        return {"tests": [asdict(t) for t in self.tests], "notes": self.notes, "seconds": self.seconds,
+                "copies": self.copies}
+
+
+# --- near-copies of the answer key --------------------------------------------------------------
+
+COPY_SIMILARITY = 0.97  # the course's own solutions score 0.57-0.93 against the library
+
+
+def code_tokens(code: str) -> list[str]:
+    """A cell's tokens with names, strings and numbers made anonymous, comments and layout dropped."""
+    out = []
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(code).readline):
+            if token.type in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
+                              tokenize.ENDMARKER):
+                continue
+            if token.type == tokenize.STRING:
+                out.append("STR")
+            elif token.type == tokenize.NUMBER:
+                out.append("NUM")
+            elif token.type == tokenize.NAME and not keyword.iskeyword(token.string):
+                out.append("ID")
+            else:
+                out.append(token.string)
+    except (tokenize.TokenError, SyntaxError):
+        pass
+    return out
+
+
+def similarity(code: str, reference: str) -> float:
+    """How alike two pieces of code are once renamed and reformatted (1.0: the same tokens)."""
+    a, b = code_tokens(code), code_tokens(reference)
+    return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio() if a and b else 0.0
+
+
+def near_copies(assignment: str, solutions: dict[str, str]) -> list[str]:
+    """The solution cells that are the answer key's source with names changed: for the instructor to check."""
+    from minbert_lib.grading.runner import resolve_name
+
+    found = []
+    for gid, names in answer_keys(assignment).items():
+        try:
+            reference = "\n".join(inspect.getsource(resolve_name(name)[2]) for name in names)
+        except (ImportError, AttributeError, OSError, TypeError):
+            continue
+        score = similarity(solutions.get(gid, ""), reference)
+        if score >= COPY_SIMILARITY and len(code_tokens(solutions.get(gid, ""))) >= 30:
+            found.append(f"cell {gid!r} is {score:.0%} like the library's {', '.join(names)} "
+                         "(names and layout aside): check by hand that the work is the student's")
+    return found
 
 
 # --- reading the notebooks ---------------------------------------------------------------------
@@ -245,7 +300,7 @@ class Grader:
         if self.master_dir is not None:
             os.environ["MINBERT_ASSIGNMENT_DIR"] = str(self.master_dir)
         started = time.monotonic()
-        grading = Grading(notes=list(self.notes))
+        grading = Grading(notes=list(self.notes), copies=near_copies(self.assignment, self.solutions))
         for cell in self.source["cells"]:
             meta = nbgrader_meta(cell)
             if role(cell) != "tests" or (self.only is not None and meta.get("grade_id") not in self.only):
