@@ -39,7 +39,7 @@ clean-venv:
 	rm -rf $(VENV)
 
 # --- the course: instructor commands over nbgrader (see autograder/README.md) -------------
-COURSE := PATH=$(abspath $(BIN)):$$PATH $(BIN)/python autograder/course.py
+COURSE := PATH=$(abspath $(BIN)):$$PATH $(BIN)/minbert-course
 SUBMISSIONS ?= submissions.zip
 NOTEBOOKS ?= $(wildcard solutions/*/*.ipynb)
 
@@ -74,7 +74,7 @@ course-demo: setup
 
 # The fault zoo (autograder/zoo.py): generate it and grade it with the reference, sandboxed, in build/zoo/.
 zoo: setup
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python autograder/zoo.py grade
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m autograder.zoo grade
 
 # The reference of every notebook graded beside two busy processes per core: full marks each.
 load-test: setup

@@ -1,4 +1,5 @@
-"""The instructor's commands for the minBERT course, over nbgrader.
+"""The instructor's commands for the minBERT course, over nbgrader: `minbert-course COMMAND`
+(installed with the kit; `python -m autograder.course` and `python autograder/course.py` work too).
 
     python autograder/course.py release [ASSIGNMENT ...]   build solutions/*.ipynb, regenerate notebooks/
     python autograder/course.py lint                        check the nbgrader metadata of the sources
@@ -545,7 +546,7 @@ def review(source, released, submitted) -> tuple[list[str], list[str]]:
 
 def sandbox_args(tmp: Path, limits, bounds=None) -> tuple[list[str], dict[str, str]]:
     """nbgrader options and environment that run the kernel in the sandbox (see sandbox.py)."""
-    import sandbox
+    from autograder import sandbox
 
     sandbox.write_kernelspec(tmp, limits, bounds.argument() if bounds else "")
     run = tmp / "run"  # the connection file and the kernel's Unix sockets
@@ -597,7 +598,7 @@ def autograde_one(root: Path, name: str, student: str, timeout: float, limits=No
                 result, kernel_note = None, f"running the notebook took over {timeout:.0f} s and was stopped"
             finally:
                 if limits:
-                    import sandbox
+                    from autograder import sandbox
 
                     sandbox.unmount_runtime(Path(tmp) / "run")
         if bounds:
@@ -635,14 +636,14 @@ def submission_bounds(limits, student: str, name: str):
     """The cgroup that bounds everything one submission runs (None without a sandbox)."""
     if limits is None:
         return None
-    import sandbox
+    from autograder import sandbox
 
     return sandbox.SubmissionBounds(f"{os.getpid()}-{student}-{name}", limits)
 
 
 def runner_spec(tmp: Path, limits, root: Path, bounds=None) -> dict:
     """How the grader starts the student's process: sandboxed like the kernel, in quick mode."""
-    import sandbox
+    from autograder import sandbox
 
     workdir, runtime = tmp / "work", tmp / "runtime"
     workdir.mkdir()
@@ -768,7 +769,7 @@ def save_result(root: Path, row: dict) -> None:
 
 def sandbox_limits(require: bool):
     """The sandbox's limits, or None with a loud warning where it cannot run (a CourseError if `require`)."""
-    import sandbox
+    from autograder import sandbox
 
     problem = sandbox.problem()
     if problem is None:
@@ -838,7 +839,7 @@ def format_row(row: dict) -> str:
 
 # --- first steps: what to run before a command can do anything ---------------------------------
 
-COURSE_PY = "python autograder/course.py"
+COURSE_PY = "minbert-course"
 
 
 def require_collected(names: list[str], root: Path, students: list[str] | None = None) -> list[str]:
@@ -1005,7 +1006,7 @@ def demo() -> int:
 # --- command line ------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="course.py", description="The minBERT course's instructor commands.")
+    parser = argparse.ArgumentParser(prog="minbert-course", description="The minBERT course's instructor commands.")
     parser.add_argument("--course", type=Path, default=ROOT, help="the course folder (default: this repository)")
     sub = parser.add_subparsers(dest="command", required=True)
     for command, summary in (("release", "regenerate notebooks/ (the student release) from solutions/"),

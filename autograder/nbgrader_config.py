@@ -5,13 +5,10 @@ The course root is the repository: nbgrader's source is `solutions/`, its releas
 instructor data under `autograder/` and never enter git.
 """
 import os
-import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)  # for the preprocessors below
-
-from hide_hidden_tests import HideHiddenTests, StripHiddenTests  # noqa: E402
-from limit_output import LimitedExecute  # noqa: E402
+from autograder.hide_hidden_tests import HideHiddenTests, StripHiddenTests  # noqa: E402
+from autograder.limit_output import LimitedExecute  # noqa: E402
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 from nbgrader.converters import Autograde  # noqa: E402
 from nbgrader.preprocessors import Execute, GetGrades  # noqa: E402

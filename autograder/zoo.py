@@ -23,8 +23,7 @@ from typing import Callable
 
 import nbformat
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import course  # noqa: E402
+from autograder import course
 
 ASSIGNMENT = "03_adamw"
 CELL_TIMEOUT = 20  # seconds per cell: the loop and the sleep of the zoo hit it, once each
@@ -333,7 +332,7 @@ def grade(work: Path = WORK, zoo: Path = ZOO, regrade: bool = False) -> tuple[Pa
                             cell_timeout=CELL_TIMEOUT)
     course.feedback([ASSIGNMENT], root)
     problems = check(root, rows)
-    import zoo_outside
+    from autograder import zoo_outside
 
     problems += zoo_outside.grade_all(course.sandbox_limits(require=True))
     print("\n".join(["the zoo differs from its definitions:", *problems]) if problems

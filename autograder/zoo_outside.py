@@ -18,7 +18,7 @@ from typing import Callable
 
 import nbformat
 
-import course
+from autograder import course
 from minbert_lib.grading import grader
 
 

@@ -20,9 +20,8 @@ import pytest
 from minbert_lib import notebook, sanity
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "autograder"))
-import course  # noqa: E402  (autograder/course.py)
-import sandbox  # noqa: E402  (autograder/sandbox.py)
+from autograder import course  # noqa: E402
+from autograder import sandbox  # noqa: E402
 
 NAMES = course.assignments(ROOT)
 pytestmark = pytest.mark.slow

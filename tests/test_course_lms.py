@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "autograder"))
-import course  # noqa: E402  (autograder/course.py)
+from autograder import course  # noqa: E402
 
 A = "01_attention"
 
@@ -119,7 +118,7 @@ def test_autograde_before_a_release_names_the_release_command(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err == (f"course.py: error: {A} not released on this machine (the gradebook "
                    f"{root / 'autograder' / 'gradebook.db'} has no such assignment; it is not committed): run "
-                   f"`python autograder/course.py release {A}` (or `make release`) first, then autograde")
+                   f"`minbert-course release {A}` (or `make release`) first, then autograde")
 
 
 @pytest.mark.slow

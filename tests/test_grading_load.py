@@ -18,9 +18,8 @@ import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "autograder"))
-import course  # noqa: E402
-import sandbox  # noqa: E402
+from autograder import course  # noqa: E402
+from autograder import sandbox  # noqa: E402
 
 from minbert_lib.grading import grader  # noqa: E402
 

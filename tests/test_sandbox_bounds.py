@@ -9,9 +9,8 @@ import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "autograder"))
-import sandbox  # noqa: E402
-from limit_output import LimitedExecute  # noqa: E402
+from autograder import sandbox  # noqa: E402
+from autograder.limit_output import LimitedExecute  # noqa: E402
 
 needs_sandbox = pytest.mark.skipif(sandbox.problem() is not None or os.geteuid() != 0,
                                    reason="needs bubblewrap and root (for the cgroup and the tmpfs)")

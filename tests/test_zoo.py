@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "autograder"))
-import course  # noqa: E402  (autograder/course.py)
-import sandbox  # noqa: E402
-import zoo  # noqa: E402
+from autograder import course  # noqa: E402
+from autograder import sandbox  # noqa: E402
+from autograder import zoo  # noqa: E402
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(sandbox.problem() is not None,
@@ -45,7 +44,7 @@ def test_the_zoo_holds_every_kind_of_fault():
                 "tests_reordered", "renamed", "tampered_sanity", "missing_notebook", "invalid_json", "empty_file",
                 "reference_implementation", "reads_secrets", "writes_outside", "network", "fork_bomb"}
     assert required <= set(CASES) and len(CASES) >= 25
-    import zoo_outside
+    from autograder import zoo_outside
 
     assert len(CASES) + len(zoo_outside.CASES) >= 60
     assert {case.assignment for case in zoo_outside.CASES} == set(course.assignments())
