@@ -1062,7 +1062,7 @@ def main(argv: list[str] | None = None) -> int:
             require_graded(assignments(root), root)
             export(args.to or root / "autograder" / "grades.csv", root)
     except CourseError as err:
-        print(f"course.py: error: {err}", file=sys.stderr)
+        print(f"minbert-course: error: {err}", file=sys.stderr)
         return 1
     return 0
 

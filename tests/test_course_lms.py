@@ -102,7 +102,7 @@ def test_an_empty_course_says_what_to_run(tmp_path, capsys):
                               ("export", "nothing graded yet for 01_attention")):
         assert course.main(["--course", str(root), command]) == 1, command
         err = capsys.readouterr().err.strip()
-        assert err.startswith(f"course.py: error: {expected}") and "\n" not in err, err
+        assert err.startswith(f"minbert-course: error: {expected}") and "\n" not in err, err
         assert "collect FOLDER_OR_ZIP" in err
     assert not (root / "autograder" / "grades.csv").exists()
 
@@ -116,7 +116,7 @@ def test_autograde_before_a_release_names_the_release_command(tmp_path, capsys):
     capsys.readouterr()
     assert course.main(["--course", str(root), "autograde", A]) == 1
     err = capsys.readouterr().err.strip()
-    assert err == (f"course.py: error: {A} not released on this machine (the gradebook "
+    assert err == (f"minbert-course: error: {A} not released on this machine (the gradebook "
                    f"{root / 'autograder' / 'gradebook.db'} has no such assignment; it is not committed): run "
                    f"`minbert-course release {A}` (or `make release`) first, then autograde")
 
