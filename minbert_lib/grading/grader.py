@@ -163,7 +163,7 @@ def student_solutions(release: dict, submitted: dict | None) -> tuple[dict[str, 
 
 
 def defined_names(source: str) -> set[str]:
-    """Names a cell binds at its top level (functions, classes, assignments, imports)."""
+    """Names a cell defines at its top level (functions, classes, assignments; not its imports)."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
@@ -172,9 +172,7 @@ def defined_names(source: str) -> set[str]:
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names.add(node.name)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            names.update((a.asname or a.name).split(".")[0] for a in node.names)
-        else:
+        elif not isinstance(node, (ast.Import, ast.ImportFrom)):
             names.update(n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store))
     return names
 

@@ -22,6 +22,7 @@ import contextlib
 import functools
 import importlib
 import inspect
+import io
 import os
 import pickle
 import signal
@@ -115,7 +116,7 @@ class Runner:
                     return lambda ref: runner.objects[ref]
                 return super().find_class(module, name)
 
-        return Unpickler(_BytesReader(payload)).load()
+        return Unpickler(io.BytesIO(payload)).load()
 
     # --- requests ------------------------------------------------------------------------------
 
@@ -193,19 +194,6 @@ class Runner:
         for part in qualname.split("."):
             driver = getattr(driver, part)
         return driver(self.objects[message["ref"]], *message.get("args", ()), **message.get("kwargs", {}))
-
-
-class _BytesReader:
-    def __init__(self, data: bytes):
-        import io
-
-        self._buffer = io.BytesIO(data)
-
-    def read(self, size: int = -1) -> bytes:
-        return self._buffer.read(size)
-
-    def readline(self) -> bytes:
-        return self._buffer.readline()
 
 
 # --- answer keys ---------------------------------------------------------------------------------
