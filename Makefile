@@ -30,15 +30,20 @@ demo: setup
 test: setup
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q
 
+# Students' JupyterLab: nbgrader's instructor extensions off in .venv (see notebooks/README.md).
+.PHONY: student-setup
+student-setup: setup
+	PATH=$(abspath $(BIN)):$$PATH bash deploy/student-jupyter.sh
+
 clean-venv:
 	rm -rf $(VENV)
 
 # --- the course: instructor commands over nbgrader (see autograder/README.md) -------------
-COURSE := PATH=$(abspath $(BIN)):$$PATH $(BIN)/python autograder/course.py
+COURSE := PATH=$(abspath $(BIN)):$$PATH $(BIN)/minbert-course
 SUBMISSIONS ?= submissions.zip
 NOTEBOOKS ?= $(wildcard solutions/*/*.ipynb)
 
-.PHONY: sanity release lint validate collect autograde feedback export course-demo zoo
+.PHONY: sanity release lint validate collect autograde feedback export course-demo zoo load-test
 
 sanity: setup
 	$(BIN)/python -m minbert_lib.sanity
@@ -69,7 +74,11 @@ course-demo: setup
 
 # The fault zoo (autograder/zoo.py): generate it and grade it with the reference, sandboxed, in build/zoo/.
 zoo: setup
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python autograder/zoo.py grade
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m autograder.zoo grade
+
+# The reference of every notebook graded beside two busy processes per core: full marks each.
+load-test: setup
+	MINBERT_LOAD_TEST_ALL=1 PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q tests/test_grading_load.py
 
 # Speed against transformers, one cpu epoch, autograding time (not part of `make test`):
 # writes benchmarks/results/*.md, which benchmarks/README.md and the README quote.

@@ -1,4 +1,5 @@
-"""The instructor's commands for the minBERT course, over nbgrader.
+"""The instructor's commands for the minBERT course, over nbgrader: `minbert-course COMMAND`
+(installed with the kit; `python -m autograder.course` and `python autograder/course.py` work too).
 
     python autograder/course.py release [ASSIGNMENT ...]   build solutions/*.ipynb, regenerate notebooks/
     python autograder/course.py lint                        check the nbgrader metadata of the sources
@@ -27,6 +28,7 @@ import html
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import stat
@@ -316,13 +318,83 @@ def safe_zip_members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
 MAX_EXTRA_FILE = 20 * 2**20  # bytes: larger files beside a notebook are not collected
 
 
+# Learning-management systems download all submissions of an assignment as one flat zip, the
+# student in each file name (the original file name last):
+#   Canvas  alice_12345_678_01_attention.ipynb         login _ user id _ submission id _ file
+#           alice_late_12345_678_01_attention-1.ipynb  "_late" when late; "-1", "-2" ... on a resubmission
+#   Moodle  Alice Smith_1234_assignsubmission_file_01_attention.ipynb   full name _ participant id _ ...
+#           (or, with "download submissions in folders", a folder "Alice Smith_1234_assignsubmission_file_")
+CANVAS_NAME = re.compile(r"^(?P<student>[A-Za-z0-9]+)(?P<late>_late)?_(?P<uid>\d+)_\d+_(?P<file>.+)$")
+MOODLE_NAME = re.compile(r"^(?P<student>.+?)_(?P<uid>\d+)_assign(?:submission|feedback)_[a-z]+_(?P<file>.*)$")
+RESUBMISSION = re.compile(r"^(?P<stem>.+)-(?P<n>\d+)(?P<suffix>\.[^.]+)$")
+
+
+def lms_student(name: str) -> tuple[str, str, str, str] | None:
+    """(student id, user id, original file name, system) from an LMS download's file or folder name."""
+    for system, pattern in (("Moodle", MOODLE_NAME), ("Canvas", CANVAS_NAME)):
+        match = pattern.match(name)
+        if match:
+            student = re.sub(r"[^a-z0-9]+", "_", match["student"].lower()).strip("_") or "student"
+            return student, match["uid"], match["file"], system
+    return None
+
+
+def unflatten_lms(source: Path, staging: Path) -> Path:
+    """A Canvas or Moodle download as one folder per student (in `staging`); any other layout as it is.
+
+    Files and folders are copied, never linked; links and names that fit neither pattern are
+    skipped with a message. Two users whose names give the same id get their user id appended.
+    Of a Canvas file resubmitted as `-1`, `-2` ..., the highest number is the student's last upload.
+    """
+    entries = sorted(p for p in source.iterdir() if not p.name.startswith((".", "__")))
+    parsed = {entry: lms_student(entry.name) for entry in entries}
+    if not any(info and not entry.is_symlink() and (entry.is_file() or info[3] == "Moodle")
+               for entry, info in parsed.items()):
+        return source
+    uids: dict[str, set[str]] = {}
+    for info in filter(None, parsed.values()):
+        uids.setdefault(info[0], set()).add(info[1])
+    latest: dict[tuple[str, str], int] = {}
+    for entry, info in parsed.items():
+        if entry.is_symlink() or info is None:
+            print(f"skipped {entry.name}: " + ("a symbolic link" if entry.is_symlink() else
+                                             "not named as in a Canvas or Moodle download"))
+            continue
+        student, uid, original, system = info
+        if len(uids[student]) > 1:
+            student = f"{student}_{uid}"
+        folder = staging / student
+        folder.mkdir(parents=True, exist_ok=True)
+        if entry.is_dir():  # Moodle's "submissions in folders"
+            shutil.copytree(entry, folder, dirs_exist_ok=True, symlinks=True)
+            continue
+        resubmitted = RESUBMISSION.match(original) if system == "Canvas" else None
+        number = int(resubmitted["n"]) if resubmitted else 0
+        if resubmitted:
+            original = resubmitted["stem"] + resubmitted["suffix"]
+        if number < latest.get((student, original), -1):
+            continue
+        latest[(student, original)] = number
+        shutil.copyfile(entry, folder / original)
+        late = system == "Canvas" and CANVAS_NAME.match(entry.name)["late"]
+        notes = ([f"as {student}"] if info[0] != student else []) + ([f"resubmission {number}"] if number else []) \
+            + (["late"] if late else [])
+        if notes:
+            print(f"{system}: {entry.name} ({', '.join(notes)})")
+    return staging
+
+
 def collect(source: Path, root: Path = ROOT, names: list[str] | None = None) -> list[str]:
     """Copy <student>/**/<assignment>.ipynb and the files beside it into autograder/submitted/.
 
+    `source` is a folder or zip with one folder per student, or a Canvas or Moodle download
+    (a flat zip or folder of files named after the student, see `unflatten_lms`).
     A notebook renamed by a download or a copy (`03_adamw (1).ipynb`, `03_adamw-Copy1.ipynb`)
     is taken when the exact name is missing. When one assignment is collected, a student
     folder without its notebook is recorded as a missing submission (graded 0). Symbolic
-    links are never followed.
+    links are never followed. Each submission gets the `timestamp.txt` and
+    `submission_secret.txt` that nbgrader's own exchange writes (`nbgrader release_feedback`
+    reads both).
     """
     names = names or assignments(root)
     if zipfile.is_zipfile(source):
@@ -336,6 +408,12 @@ def collect(source: Path, root: Path = ROOT, names: list[str] | None = None) -> 
             shutil.rmtree(staging, ignore_errors=True)
     if not source.is_dir():
         raise CourseError(f"{source}: not a folder or a zip file of submissions")
+    with tempfile.TemporaryDirectory(prefix="minbert-collect-") as staging:
+        return collect_folders(unflatten_lms(source, Path(staging)), root, names)
+
+
+def collect_folders(source: Path, root: Path, names: list[str]) -> list[str]:
+    """`collect` of a folder holding one folder per student."""
     collected = []
     for student_dir in sorted(p for p in source.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))):
         student = student_dir.name
@@ -358,25 +436,48 @@ def collect(source: Path, root: Path = ROOT, names: list[str] | None = None) -> 
             shutil.rmtree(target, ignore_errors=True)
             target.mkdir(parents=True)
             if notebook is not None:
-                if notebook.name != f"{name}.ipynb":
-                    print(f"{student}: collected {notebook.name} as {name}.ipynb")
+                others = [p.name for p in notebook.parent.glob("*.ipynb") if p != notebook
+                          and p.name.lower().startswith(name.lower())]
+                if notebook.name != f"{name}.ipynb" or others:
+                    print(f"{student}: collected {notebook.name} as {name}.ipynb"
+                          + (f" (the copy with the most work; not {', '.join(sorted(others))})" if others else ""))
                 shutil.copyfile(notebook, target / f"{name}.ipynb")
                 for extra in sorted(notebook.parent.iterdir()):
                     if extra.suffix != ".ipynb" and extra.is_file() and not extra.is_symlink() \
                             and extra.stat().st_size <= MAX_EXTRA_FILE:
                         shutil.copyfile(extra, target / extra.name)
             (target / "timestamp.txt").write_text(time.strftime("%Y-%m-%d %H:%M:%S UTC\n", time.gmtime()))
+            if not (target / "submission_secret.txt").is_file():  # as nbgrader's exchange writes it
+                (target / "submission_secret.txt").write_text(secrets.token_hex(64))
             collected.append(f"{student}/{name}")
     print(f"collected {len(collected)} submission(s): {', '.join(collected) or 'none'}")
     return collected
 
 
 def find_notebook(student_dir: Path, name: str) -> Path | None:
-    """The student's notebook of an assignment: the exact name, else a renamed copy; never a link."""
-    notebooks = sorted(p for p in student_dir.rglob(f"{name}*.ipynb")  # rglob enters no linked folder
-                       if ".ipynb_checkpoints" not in p.parts and p.is_file() and not p.is_symlink())
-    exact = [p for p in notebooks if p.name == f"{name}.ipynb"]
-    return (exact or notebooks or [None])[0]
+    """The student's notebook of an assignment, never a link.
+
+    Any file named like the assignment counts, whatever its case or suffix (`03_AdamW.ipynb`,
+    `03_adamw (1).ipynb`, `03_adamw-final.ipynb`). With several, the one with the most solution
+    cells written (not left as released) wins, then the exact name: an untouched copy beside the
+    student's work is never the one graded.
+    """
+    notebooks = sorted(p for p in student_dir.rglob("*.ipynb")  # rglob enters no linked folder
+                       if ".ipynb_checkpoints" not in p.parts and p.is_file() and not p.is_symlink()
+                       and p.name.lower().startswith(name.lower()))
+    if len(notebooks) <= 1:
+        return (notebooks or [None])[0]
+    return max(notebooks, key=lambda p: (solutions_written(p), p.name == f"{name}.ipynb", -len(p.name)))
+
+
+def solutions_written(path: Path) -> int:
+    """How many solution cells of a notebook no longer raise NotImplementedError (-1: not a notebook)."""
+    try:
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        return sum(1 for c in cells if c.get("metadata", {}).get("nbgrader", {}).get("solution")
+                   and "NotImplementedError" not in "".join(c.get("source", "")))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return -1
 
 
 # --- autograde -------------------------------------------------------------------------------
@@ -425,7 +526,7 @@ def review(source, released, submitted) -> tuple[list[str], list[str]]:
     notes = []
     deleted = sorted(set(grade_cells(source)) - set(grade_cells(submitted)))
     if deleted:
-        notes.append(f"grade cells deleted: {', '.join(deleted)} (0 points)")
+        notes.append(f"grade cells deleted: {', '.join(deleted)} (graded with the release's cells)")
     solutions = {grade_id(c) for c in source.cells if c.metadata.get("nbgrader", {}).get("solution")}
     missing = sorted(solutions - {grade_id(c) for c in submitted.cells} - set(deleted))
     if missing:
@@ -443,13 +544,15 @@ def review(source, released, submitted) -> tuple[list[str], list[str]]:
     return notes, flags
 
 
-def sandbox_args(tmp: Path, limits) -> tuple[list[str], dict[str, str]]:
+def sandbox_args(tmp: Path, limits, bounds=None) -> tuple[list[str], dict[str, str]]:
     """nbgrader options and environment that run the kernel in the sandbox (see sandbox.py)."""
-    import sandbox
+    from autograder import sandbox
 
-    sandbox.write_kernelspec(tmp, limits)
+    sandbox.write_kernelspec(tmp, limits, bounds.argument() if bounds else "")
     run = tmp / "run"  # the connection file and the kernel's Unix sockets
     run.mkdir()
+    if sandbox.mount_runtime(run, limits):
+        os.chmod(run, 0o755)
     args = [f"--Execute.kernel_name={sandbox.KERNEL_NAME}", "--KernelManager.transport=ipc",
             f"--KernelManager.ip={run / 'kernel'}", f"--KernelManager.connection_file={run / 'kernel.json'}"]
     return args, {"JUPYTER_PATH": os.pathsep.join(filter(None, [str(tmp), os.environ.get("JUPYTER_PATH")]))}
@@ -457,7 +560,14 @@ def sandbox_args(tmp: Path, limits) -> tuple[list[str], dict[str, str]]:
 
 def autograde_one(root: Path, name: str, student: str, timeout: float, limits=None,
                   cell_timeout: int | None = None) -> dict:
-    """Autograde one submission (in the sandbox when `limits` are given); failures come back with their reason."""
+    """Autograde one submission (in the sandbox when `limits` are given); failures come back with their reason.
+
+    Two runs: nbgrader runs the notebook in its kernel, for the outputs, the plots and the
+    written answers the instructor reads; then the grade is decided outside that kernel
+    (`minbert_lib.grading.grader`): the student's solution cells run in a fresh sandboxed
+    process and the course's tests run in the grader's own, so nothing a cell does to its
+    kernel changes the grade. The outside grade replaces nbgrader's test scores.
+    """
     import nbformat
 
     row = {"student": student, "assignment": name, "score": 0.0, "auto_max": 0.0, "status": "ok", "reason": "",
@@ -477,26 +587,150 @@ def autograde_one(root: Path, name: str, student: str, timeout: float, limits=No
     args = ["autograde", name, "--student", student, "--create", "--force"]
     if cell_timeout:
         args.append(f"--Execute.timeout={cell_timeout}")
-    with tempfile.TemporaryDirectory(prefix="minbert-grade-") as tmp:
-        extra, env = sandbox_args(Path(tmp), limits) if limits else ([], {})
-        try:
-            result = nbgrader(*args, *extra, root=root, check=False, timeout=timeout, env=env)
-        except subprocess.TimeoutExpired:
-            return failed(root, row, f"grading took over {timeout:.0f} s and was stopped")
-    if "before replying to kernel_info" in result.stderr:  # no student code ran: the grader's problem
+    kernel_note = None
+    bounds = submission_bounds(limits, student, name)
+    try:
+        with tempfile.TemporaryDirectory(prefix="minbert-grade-") as tmp:
+            extra, env = sandbox_args(Path(tmp), limits, bounds) if limits else ([], {})
+            try:
+                result = nbgrader(*args, *extra, root=root, check=False, timeout=timeout, env=env)
+            except subprocess.TimeoutExpired:
+                result, kernel_note = None, f"running the notebook took over {timeout:.0f} s and was stopped"
+            finally:
+                if limits:
+                    from autograder import sandbox
+
+                    sandbox.unmount_runtime(Path(tmp) / "run")
+        if bounds:
+            bounds.kill()  # whatever the kernel left running; the runner then runs in the same bounds
+        grading = grade_outside(root, name, student, limits, cell_timeout, bounds)
+    finally:
+        if bounds:
+            bounds.close()
+    if result is not None and "before replying to kernel_info" in result.stderr:  # the grader's problem
         return {**row, "status": "error", "reason": f"the kernel did not start: {last_error_line(result.stderr)}"}
-    if "DeadKernelError" in result.stderr or "Kernel died" in result.stderr:
-        return failed(root, row, "the kernel died while running the notebook (it crashed Python, "
-                                 "ran out of memory or CPU time)")
-    if result.returncode != 0:
-        return failed(root, row, last_error_line(result.stderr))
-    scores = scores_of(root, name, student)
-    row["score"] = sum(scores.get(gid) or 0.0 for gid in tests)
-    if re.search(r"Timeout waiting|CellTimeoutError|timed out", result.stderr):
+    if result is not None and ("DeadKernelError" in result.stderr or "Kernel died" in result.stderr):
+        kernel_note = ("the kernel died while running the notebook (it crashed Python, ran out of memory "
+                       "or CPU time)")
+    elif result is not None and result.returncode != 0:
+        kernel_note = f"nbgrader could not run the notebook: {last_error_line(result.stderr)}"
+    elif result is not None and re.search(r"Timeout waiting|CellTimeoutError|timed out", result.stderr):
         notes.append("a cell ran past the time limit and was interrupted")
-    row["reason"] = "; ".join(notes + flags)
-    row["status"] = "flagged" if flags else "ok"
+    if kernel_note:
+        notes.insert(0, kernel_note + "; the tests were still run on your solution cells")
+        shutil.rmtree(root / "autograder" / "autograded" / student / name, ignore_errors=True)
+    record_scores(root, name, student, grading)
+    annotate_autograded(root, name, student, grading)
+    row["score"] = sum(t["points"] for t in grading["tests"])
+    failures = [f"{t['grade_id']}: {t['message']}" for t in grading["tests"] if t["message"]]
+    row["tests"] = {t["grade_id"]: t["points"] for t in grading["tests"]}
+    flags += grading.get("copies", [])
+    row["reason"] = "; ".join(notes + grading["notes"] + flags)
+    row["failures"] = failures
+    answer_key = any("reference implementation" in f for f in failures)
+    row["status"] = "flagged" if flags or answer_key or kernel_note else "ok"
     return row
+
+
+def submission_bounds(limits, student: str, name: str):
+    """The cgroup that bounds everything one submission runs (None without a sandbox)."""
+    if limits is None:
+        return None
+    from autograder import sandbox
+
+    return sandbox.SubmissionBounds(f"{os.getpid()}-{student}-{name}", limits)
+
+
+def runner_spec(tmp: Path, limits, root: Path, bounds=None) -> dict:
+    """How the grader starts the student's process: sandboxed like the kernel, in quick mode."""
+    from autograder import sandbox
+
+    workdir, runtime = tmp / "work", tmp / "runtime"
+    workdir.mkdir()
+    runtime.mkdir()
+    # Threads that wait sleep instead of spinning: a busy machine then adds no CPU time to a cell.
+    env = {"NBGRADER_EXECUTION": "autograde", "MPLBACKEND": "Agg", "OMP_WAIT_POLICY": "PASSIVE"}
+    data_dir = os.environ.get("MINBERT_DATA_DIR") or str(root / "data")
+    env["MINBERT_DATA_DIR"] = data_dir
+    runner = [sys.executable, "-m", "minbert_lib.grading.runner"]
+    if limits is None:
+        command = runner
+        env = {**{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}, **env}
+    else:
+        command = sandbox.command(workdir, runtime, runner, limits, extra_env=env, readonly=[Path(data_dir)])
+        if bounds is not None and bounds.paths:
+            command = [sys.executable, sandbox.__file__, "exec", bounds.argument(), "--", *command]
+    return {"command": command, "env": env, "cwd": str(workdir), "threads": grading_threads()}
+
+
+def grading_threads() -> int:
+    """Threads for torch in the student's process: MINBERT_GRADING_THREADS, else up to 2."""
+    return int(os.environ.get("MINBERT_GRADING_THREADS") or min(2, os.cpu_count() or 1))
+
+
+def grade_outside(root: Path, name: str, student: str, limits, cell_timeout: int | None = None,
+                  bounds=None) -> dict:
+    """Run the course's tests on the submission's solution cells outside its kernel (see grading/grader.py)."""
+    with tempfile.TemporaryDirectory(prefix="minbert-outside-") as tmp:
+        tmp = Path(tmp)
+        spec = runner_spec(tmp, limits, root, bounds)
+        (tmp / "runner.json").write_text(json.dumps(spec), encoding="utf-8")
+        out = tmp / "result.json"
+        command = [sys.executable, "-m", "minbert_lib.grading.grader",
+                   str(notebook_file("solutions", name, root)), str(notebook_file("notebooks", name, root)),
+                   str(notebook_file(f"autograder/submitted/{student}", name, root)),
+                   "--out", str(out), "--runner-json", str(tmp / "runner.json")]
+        if cell_timeout:  # the same limit as the notebook's cells, in CPU and in wall-clock seconds
+            command += ["--cell-cpu", str(cell_timeout), "--cell-wall", str(cell_timeout)]
+        env = {**os.environ, "MINBERT_ASSIGNMENT_DIR": str(root / "solutions" / name),
+               "OMP_NUM_THREADS": "1"}
+        result = subprocess.run(command, env=env, cwd=root / "solutions" / name, capture_output=True, text=True,
+                                preexec_fn=die_with_parent)
+        if result.returncode != 0 or not out.is_file():
+            raise CourseError(f"the grader failed on {student}/{name}: {last_error_line(result.stderr)}")
+        return json.loads(out.read_text(encoding="utf-8"))
+
+
+def record_scores(root: Path, name: str, student: str, grading: dict) -> None:
+    """Write the outside grade into the gradebook, creating the submission if nbgrader could not."""
+    from nbgrader.api import Gradebook
+
+    scores = {t["grade_id"]: t["points"] for t in grading["tests"]}
+    with Gradebook(db_url(root)) as gradebook, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nbgrader's own SQLAlchemy warnings when it adds a submission
+        gradebook.update_or_create_student(student)
+        try:
+            notebooks = gradebook.find_submission(name, student).notebooks
+        except Exception:  # nbgrader did not get as far as recording the submission
+            notebooks = gradebook.update_or_create_submission(name, student).notebooks
+        for notebook in notebooks:
+            for grade in notebook.grades:
+                if grade.name in scores:
+                    grade.auto_score, grade.manual_score = scores[grade.name], None
+                    grade.needs_manual_grade = False
+        gradebook.db.commit()
+
+
+def annotate_autograded(root: Path, name: str, student: str, grading: dict) -> None:
+    """Show each test cell's outside verdict in the autograded notebook (what feedback and formgrader show)."""
+    import nbformat
+
+    path = notebook_file(f"autograder/autograded/{student}", name, root)
+    if not path.is_file():
+        return
+    nb = nbformat.read(path, as_version=4)
+    results = {t["grade_id"]: t for t in grading["tests"]}
+    for cell in nb.cells:
+        result = results.get(grade_id(cell))
+        if cell.cell_type != "code" or result is None:
+            continue
+        if result["message"]:
+            cell.outputs = [nbformat.v4.new_output("error", ename="Failed", evalue=result["message"],
+                                                   traceback=[f"Failed: {result['message']}"])]
+        else:
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=(
+                f"passed: {result['points']:g} / {result['max_points']:g} (graded outside the notebook)\n"))]
+    nbformat.write(nb, path)
 
 
 def failed(root: Path, row: dict, reason: str) -> dict:
@@ -520,11 +754,8 @@ def submission_digest(root: Path, name: str, student: str) -> str:
 
 def graded_before(root: Path, name: str, student: str) -> dict | None:
     """The stored result of a submission, unless it was resubmitted since."""
-    try:
-        row = json.loads(result_file(root, name, student).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return row if row.get("digest") == submission_digest(root, name, student) else None
+    row = graded_row(root, name, student)
+    return row if row is not None and row.get("digest") == submission_digest(root, name, student) else None
 
 
 def save_result(root: Path, row: dict) -> None:
@@ -538,7 +769,7 @@ def save_result(root: Path, row: dict) -> None:
 
 def sandbox_limits(require: bool):
     """The sandbox's limits, or None with a loud warning where it cannot run (a CourseError if `require`)."""
-    import sandbox
+    from autograder import sandbox
 
     problem = sandbox.problem()
     if problem is None:
@@ -606,6 +837,53 @@ def format_row(row: dict) -> str:
             f"auto points  {row.get('seconds', 0):5.1f} s{note}")
 
 
+# --- first steps: what to run before a command can do anything ---------------------------------
+
+COURSE_PY = "minbert-course"
+
+
+def require_collected(names: list[str], root: Path, students: list[str] | None = None) -> list[str]:
+    """The assignments of `names` with a collected submission (by `students`); a CourseError naming
+    `collect` when there is none."""
+    submitted = root / "autograder" / "submitted"
+    found = [p for p in submitted.glob("*/*") if p.is_dir() and p.name in names
+             and (not students or p.parent.name in students)] if submitted.is_dir() else []
+    if not found:
+        who = f" by {', '.join(students)}" if students else ""
+        raise CourseError(f"nothing to grade: no submission of {', '.join(names)}{who} in {submitted}; run "
+                          f"`{COURSE_PY} collect FOLDER_OR_ZIP` (or `make collect SUBMISSIONS=FILE.zip`) first")
+    return sorted({p.name for p in found})
+
+
+def require_released(names: list[str], root: Path) -> None:
+    """A CourseError naming `release` for an assignment the gradebook does not know (nbgrader's MissingEntry)."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    database = root / "autograder" / "gradebook.db"
+    missing = list(names)
+    if database.is_file():
+        with Gradebook(db_url(root)) as gradebook, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            missing = []
+            for name in names:
+                try:
+                    gradebook.find_assignment(name)
+                except MissingEntry:
+                    missing.append(name)
+    if missing:
+        raise CourseError(f"{', '.join(missing)} not released on this machine (the gradebook {database} has no "
+                          f"such assignment; it is not committed): run `{COURSE_PY} release {' '.join(missing)}` "
+                          "(or `make release`) first, then autograde")
+
+
+def require_graded(names: list[str], root: Path) -> None:
+    """A CourseError naming `autograde` when nothing of `names` has been graded yet."""
+    results = root / "autograder" / "results"
+    if not any(any(results.glob(f"*/{name}.json")) for name in names):
+        raise CourseError(f"nothing graded yet for {', '.join(names)}: run `{COURSE_PY} collect FOLDER_OR_ZIP`, "
+                          f"then `{COURSE_PY} autograde` first")
+
+
 # --- feedback and export -----------------------------------------------------------------------
 
 def feedback(names: list[str], root: Path = ROOT) -> None:
@@ -648,10 +926,17 @@ def notes_box(row: dict) -> str:
 
 
 def failure_page(row: dict) -> str:
+    """The feedback of a submission without an autograded notebook: its score, why, and each test's verdict."""
     title = html.escape(f"{row['assignment']}: feedback for {row['student']}")
+    why = ("Your submission could not be graded" if row["status"] == "failed"
+           else "Your notebook could not be run to the end, so it is not shown here")
+    tests = "".join(f"<li>{html.escape(gid)}: {points:g} points</li>" for gid, points in row.get("tests", {}).items())
+    failures = "".join(f"<li>{html.escape(f)}</li>" for f in row.get("failures", []))
     return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title></head><body>\n'
             f"<h1>{title}</h1>\n<p>Score: {row['score']:g} / {row['auto_max']:g} autograded points.</p>\n"
-            f"<p>Your submission could not be graded: {html.escape(row['reason'])}.</p>\n</body></html>\n")
+            f"<p>{why}: {html.escape(row['reason'])}.</p>\n"
+            + (f"<p>Your solution cells were still tested:</p><ul>{tests}</ul>\n" if tests else "")
+            + (f"<p>What failed:</p><ul>{failures}</ul>\n" if failures else "") + "</body></html>\n")
 
 
 def export(to: Path, root: Path = ROOT) -> None:
@@ -659,7 +944,34 @@ def export(to: Path, root: Path = ROOT) -> None:
         raise CourseError(f"--to {to} is a folder: give the CSV file to write, e.g. {to / 'grades.csv'}")
     to.parent.mkdir(parents=True, exist_ok=True)
     nbgrader("export", "--to", str(to.resolve()), root=root)
+    add_grading_notes(to, root)
     print(f"grades written to {to}")
+
+
+def add_grading_notes(csv_file: Path, root: Path) -> None:
+    """Add a column `grading_notes` to nbgrader's CSV: the status and reason of each flagged or failed row."""
+    import csv
+
+    with open(csv_file, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    for row in rows:
+        result = graded_row(root, row.get("assignment", ""), row.get("student_id", ""))
+        row["grading_notes"] = f"{result['status']}: {result['reason']}" if result and result["status"] != "ok" \
+            else ""
+    with open(csv_file, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def graded_row(root: Path, name: str, student: str) -> dict | None:
+    """The stored result of a submission (results/<student>/<a>.json), or None."""
+    try:
+        return json.loads(result_file(root, name, student).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 # --- demo ----------------------------------------------------------------------------------------
@@ -694,7 +1006,7 @@ def demo() -> int:
 # --- command line ------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="course.py", description="The minBERT course's instructor commands.")
+    parser = argparse.ArgumentParser(prog="minbert-course", description="The minBERT course's instructor commands.")
     parser.add_argument("--course", type=Path, default=ROOT, help="the course folder (default: this repository)")
     sub = parser.add_subparsers(dest="command", required=True)
     for command, summary in (("release", "regenerate notebooks/ (the student release) from solutions/"),
@@ -739,15 +1051,18 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "collect":
             collect(args.source, root, names)
         elif args.command == "autograde":
+            require_released(require_collected(names, root, args.student), root)
             rows = autograde(names, root, args.student, args.timeout, args.require_sandbox,
                              args.cell_timeout, args.regrade)
             return 1 if any(r["status"] in ("failed", "error") for r in rows) else 0
         elif args.command == "feedback":
+            require_graded(names, root)
             feedback(names, root)
         elif args.command == "export":
+            require_graded(assignments(root), root)
             export(args.to or root / "autograder" / "grades.csv", root)
     except CourseError as err:
-        print(f"course.py: error: {err}", file=sys.stderr)
+        print(f"minbert-course: error: {err}", file=sys.stderr)
         return 1
     return 0
 

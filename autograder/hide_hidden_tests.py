@@ -30,6 +30,20 @@ def without(text: str, hidden: set[str]) -> str:
     return "".join(line for line in text.splitlines(keepends=True) if not any(h in line for h in hidden))
 
 
+class StripHiddenTests(ClearHiddenTests):
+    """Autograding: remove the hidden tests before the notebook runs in its kernel.
+
+    The grade is decided outside the kernel (minbert_lib.grading.grader), so the kernel needs
+    the visible tests only, for the outputs a student expects; without the hidden ones, no
+    student code can read them, or the inputs they pass, while it runs.
+    """
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        if cell.cell_type == "code" and utils.is_grade(cell):
+            self._remove_hidden_test_region(cell)
+        return cell, resources
+
+
 class HideHiddenTests(ClearHiddenTests):
     def preprocess(self, nb, resources):
         self.hidden = hidden_lines(nb)

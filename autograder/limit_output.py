@@ -1,21 +1,41 @@
-"""Autograde preprocessor: nbgrader's Execute, keeping at most `max_chars` of each cell's printed text.
+"""Autograde preprocessor: nbgrader's Execute, keeping at most so much of each cell's output.
 
 nbgrader's own LimitOutput counts lines only, after the run: a notebook that prints 300 lines
 of a million characters would fill the grader's memory, the autograded notebook and its
-feedback page with 300 MB. Here text past the limit is dropped as it arrives.
+feedback page with 300 MB. Here output past the limits is dropped as it arrives: printed text
+past `max_chars`, and rich outputs (HTML, images, returned values) past `max_rich_bytes` per
+cell, each replaced by one line that says so.
 """
+from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute
 from traitlets import Integer
+
+TRUNCATED = "\n... output truncated ...\n"
+
+
+def rich_size(content: dict) -> int:
+    """Bytes of a display_data / execute_result message's data, all its formats together."""
+    return sum(len(value) if isinstance(value, str) else len(str(value))
+               for value in content.get("data", {}).values())
 
 
 class LimitedExecute(Execute):
     max_chars = Integer(100_000, help="characters of printed text kept per cell").tag(config=True)
+    max_rich_bytes = Integer(2_000_000, help="bytes of rich output (HTML, images, values) kept per cell"
+                             ).tag(config=True)
 
     def output(self, outs, msg, display_id, cell_index):
-        if msg["msg_type"] == "stream":
+        kind, content = msg["msg_type"], msg["content"]
+        if kind == "stream":
             room = self.max_chars - sum(len(o.text) for o in outs if o.output_type == "stream")
             if room <= 0:
                 return None
-            if len(msg["content"]["text"]) > room:
-                msg["content"]["text"] = msg["content"]["text"][:room] + "\n... output truncated ...\n"
+            if len(content["text"]) > room:
+                content["text"] = content["text"][:room] + TRUNCATED
+        elif kind in ("display_data", "execute_result", "update_display_data"):
+            used = sum(rich_size(o) for o in outs if o.output_type in ("display_data", "execute_result"))
+            if used + rich_size(content) > self.max_rich_bytes:
+                if not any(o.get("text") == TRUNCATED for o in outs):
+                    outs.append(new_output("stream", name="stdout", text=TRUNCATED))
+                return None
         return super().output(outs, msg, display_id, cell_index)

@@ -5,13 +5,10 @@ The course root is the repository: nbgrader's source is `solutions/`, its releas
 instructor data under `autograder/` and never enter git.
 """
 import os
-import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)  # for the preprocessors below
-
-from hide_hidden_tests import HideHiddenTests  # noqa: E402
-from limit_output import LimitedExecute  # noqa: E402
+from autograder.hide_hidden_tests import HideHiddenTests, StripHiddenTests  # noqa: E402
+from autograder.limit_output import LimitedExecute  # noqa: E402
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 from nbgrader.converters import Autograde  # noqa: E402
 from nbgrader.preprocessors import Execute, GetGrades  # noqa: E402
@@ -37,9 +34,13 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 c.Execute.timeout = int(os.environ.get("MINBERT_CELL_TIMEOUT", "120"))
 c.Execute.interrupt_on_timeout = True
 c.Execute.iopub_timeout = 30  # after an interrupt, a busy machine may take a while to say the cell ended
-# Autograding keeps at most 100,000 printed characters per cell.
+# Autograding keeps at most 100,000 printed characters and 2 MB of rich output per cell.
 c.Autograde.autograde_preprocessors = [LimitedExecute if p is Execute else p
                                        for p in Autograde.class_traits()["autograde_preprocessors"].default()]
+# The kernel runs the visible tests only: the grade is decided outside it, with the hidden ones
+# (minbert_lib.grading.grader), so student code never sees a hidden test or its inputs.
+_sanitize = Autograde.class_traits()["sanitize_preprocessors"].default()
+c.Autograde.sanitize_preprocessors = _sanitize + [StripHiddenTests]
 
 # Feedback shows visible tests only, and for failed tests the error name and message only.
 c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]

@@ -24,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,92 @@ class Limits:
     cpu_seconds: int = 900
     processes: int = 256
     disk_mib: int = 512  # the working folder and /tmp each, and the largest file
+    # The whole submission (kernel, runner and every process they start, and what they write to
+    # their tmpfs folders): memory and processes in one cgroup, where the machine lets us make one.
+    submission_memory_mib: int = 8192
+    runtime_mib: int = 16  # the kernel's runtime folder (connection file and sockets), a tmpfs
+
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+class SubmissionBounds:
+    """One cgroup for everything a submission runs: its memory (tmpfs pages included) and its processes.
+
+    cgroup v1 (a memory and a pids hierarchy) or v2 (one unified folder); made when we are root
+    and the hierarchy is writable, else `paths` is empty and only the per-process limits hold.
+    `close()` kills what is left in it and removes it.
+    """
+
+    def __init__(self, name: str, limits: Limits):
+        self.paths: list[Path] = []
+        settings = {"memory": {"memory.limit_in_bytes": limits.submission_memory_mib * 2**20},
+                    "pids": {"pids.max": limits.processes}}
+        unified = {"memory.max": limits.submission_memory_mib * 2**20, "memory.swap.max": 0,
+                   "pids.max": limits.processes}
+        if os.geteuid() != 0:
+            return
+        if (CGROUP_ROOT / "cgroup.controllers").is_file():  # v2
+            candidates = [(CGROUP_ROOT / f"minbert-{name}", unified)]
+        else:
+            candidates = [(CGROUP_ROOT / kind / f"minbert-{name}", values) for kind, values in settings.items()]
+        for path, values in candidates:
+            try:
+                path.mkdir(exist_ok=True)
+                for key, value in values.items():
+                    if (path / key).exists():
+                        (path / key).write_text(str(value))
+                self.paths.append(path)
+            except OSError:  # not writable here: the per-process limits still hold
+                continue
+
+    def argument(self) -> str:
+        return ",".join(str(p) for p in self.paths)
+
+    def close(self) -> None:
+        """Kill what is left in the cgroup and remove it."""
+        self.kill()
+        for path in self.paths:
+            try:
+                path.rmdir()
+            except OSError:
+                pass
+
+    def kill(self) -> None:
+        """Kill every process still in the cgroup (the kernel's leftovers, a fork bomb)."""
+        for path in self.paths:
+            for _ in range(50):
+                try:
+                    pids = [int(p) for p in (path / "cgroup.procs").read_text().split()]
+                except OSError:
+                    break
+                if not pids:
+                    break
+                for pid in pids:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                time.sleep(0.05)
+
+
+def join_cgroups(argument: str) -> None:
+    """Move this process (and so everything it starts) into the submission's cgroups."""
+    for path in filter(None, argument.split(",")):
+        (Path(path) / "cgroup.procs").write_text(str(os.getpid()))
+
+
+def mount_runtime(folder: Path, limits: Limits) -> bool:
+    """Make the kernel's runtime folder a small tmpfs (as root), so that writing there is bounded too."""
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        return False
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={limits.runtime_mib}m,mode=0755", "tmpfs",
+                             str(folder)], capture_output=True)
+    return result.returncode == 0
+
+
+def unmount_runtime(folder: Path) -> None:
+    subprocess.run(["umount", "-l", str(folder)], capture_output=True)
 
 
 def problem() -> str | None:
@@ -57,13 +144,13 @@ def problem() -> str | None:
     return None
 
 
-def write_kernelspec(folder: Path, limits: Limits) -> None:
+def write_kernelspec(folder: Path, limits: Limits, cgroups: str = "") -> None:
     """Write the `minbert-sandbox` kernelspec under folder/kernels/, for JUPYTER_PATH=folder."""
     spec = folder / "kernels" / KERNEL_NAME
     spec.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, str(Path(__file__).resolve()), f"--memory-mib={limits.memory_mib}",
             f"--cpu-seconds={limits.cpu_seconds}", f"--processes={limits.processes}",
-            f"--disk-mib={limits.disk_mib}", "{connection_file}"]
+            f"--disk-mib={limits.disk_mib}", f"--cgroups={cgroups}", "{connection_file}"]
     (spec / "kernel.json").write_text(json.dumps(
         {"argv": argv, "display_name": "minBERT sandbox", "language": "python"}), encoding="utf-8")
 
@@ -80,8 +167,12 @@ def readonly_paths() -> list[Path]:
     return [p.absolute() for p in paths if p.exists()]  # bwrap follows a link in the source, not in the target
 
 
-def command(workdir: Path, runtime: Path, kernel: list[str], limits: Limits) -> list[str]:
-    """prlimit + bwrap around the kernel command; `workdir` becomes a private folder."""
+def command(workdir: Path, runtime: Path, kernel: list[str], limits: Limits,
+            extra_env: dict[str, str] | None = None, readonly: list[Path] = ()) -> list[str]:
+    """prlimit + bwrap around the kernel command; `workdir` becomes a private folder.
+
+    `extra_env` is set inside the sandbox; `readonly` folders are shown read-only, besides the usual ones.
+    """
     disk = str(limits.disk_mib * 2**20)
     processes = limits.processes if os.geteuid() == 0 else limits.processes + user_tasks()
     cmd = ["prlimit", f"--as={limits.memory_mib * 2**20}", f"--cpu={limits.cpu_seconds}",
@@ -101,7 +192,7 @@ def command(workdir: Path, runtime: Path, kernel: list[str], limits: Limits) -> 
         made.update(new)
         return [arg for p in new for arg in ("--perms", "0755", "--dir", str(p))]
 
-    for path in readonly_paths():
+    for path in dict.fromkeys(readonly_paths() + [p.absolute() for p in readonly if p.exists()]):
         cmd += [*parents(path), "--ro-bind", str(path), str(path)]
     cmd += [*parents(workdir), "--perms", "0777", "--size", disk, "--tmpfs", str(workdir)]
     for entry in sorted(workdir.iterdir()):  # the submission's files, never the notebook under grading
@@ -109,7 +200,8 @@ def command(workdir: Path, runtime: Path, kernel: list[str], limits: Limits) -> 
             cmd += ["--ro-bind", str(entry), str(entry)]
     cmd += [*parents(runtime), "--bind", str(runtime), str(runtime), "--chdir", str(workdir)]
     env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp",
-           **{k: v for k, v in os.environ.items() if k in PASSED_ENV or k.startswith(PASSED_ENV_PREFIXES)}}
+           **{k: v for k, v in os.environ.items() if k in PASSED_ENV or k.startswith(PASSED_ENV_PREFIXES)},
+           **(extra_env or {})}
     for key, value in sorted(env.items()):
         cmd += ["--setenv", key, value]
     if os.geteuid() == 0:
@@ -135,10 +227,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Start an IPython kernel in a bubblewrap sandbox.")
     for name, default in vars(Limits()).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=default)
+    parser.add_argument("--cgroups", default="", help="cgroup folders to join first (comma-separated)")
     parser.add_argument("connection_file", type=Path)
     parser.add_argument("kernel_args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     limits = Limits(**{name: getattr(args, name) for name in vars(Limits())})
+    join_cgroups(args.cgroups)
     runtime = args.connection_file.resolve().parent
     if os.geteuid() == 0:  # the kernel runs as nobody: it must read the connection file and make its sockets
         for path in (runtime, args.connection_file):
@@ -152,5 +246,18 @@ def main(argv: list[str] | None = None) -> None:
     os.execvp(cmd[0], cmd)
 
 
+def exec_in_cgroups(argv: list[str]) -> None:
+    """`sandbox.py exec CGROUPS -- COMMAND ...`: join the cgroups, then become COMMAND (the grader's runner)."""
+    cgroups, command = argv[0], argv[argv.index("--") + 1:]
+    try:
+        join_cgroups(cgroups)
+    except OSError as err:  # the per-process limits still hold; say why the submission-wide ones do not
+        print(f"sandbox.py: could not join {cgroups}: {err}", file=sys.stderr)
+    os.execvp(command[0], command)
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["exec"]:
+        exec_in_cgroups(sys.argv[2:])
+    else:
+        main()

@@ -23,8 +23,7 @@ from typing import Callable
 
 import nbformat
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import course  # noqa: E402
+from autograder import course
 
 ASSIGNMENT = "03_adamw"
 CELL_TIMEOUT = 20  # seconds per cell: the loop and the sleep of the zoo hit it, once each
@@ -211,12 +210,12 @@ def with_repository(code: str) -> str:
 
 
 CASES = [
-    Case("reference", "the reference solution", notebook(), 5, "ok", "25-step trajectory: OK"),
+    Case("reference", "the reference solution", notebook(), 5, "ok", "passed: 2 / 2"),
     Case("untouched", "the release, not a line written", notebook(base=released), 0, "ok", "NotImplementedError"),
     Case("syntax_error", "a syntax error in the solution cell",
          notebook(edit("adamw", "def step(self):", "def step(self)")), 0, "ok", "SyntaxError"),
-    Case("error_in_first_cell", "the first cell raises", notebook(first_cell_raises), 0, "ok",
-         "the first cell fails"),
+    Case("error_in_first_cell", "the first cell raises: the solution cell is still graded with the course's imports",
+         notebook(first_cell_raises), 5, "ok", "the first cell fails"),
     Case("wrong_shape", "parameters come back flattened",
          notebook(edit("adamw", "### END SOLUTION", "p.data = p.data.flatten()\n                ### END SOLUTION")),
          0, "ok", "RuntimeError"),
@@ -230,28 +229,28 @@ CASES = [
          0, "ok", "ran past the time limit"),
     Case("sleep_past_timeout", "a cell sleeps for an hour after defining the class",
          notebook(append("adamw", "import time\ntime.sleep(3600)")), 5, "ok", "ran past the time limit"),
-    Case("os_exit", "os._exit kills the kernel", notebook(append("adamw", "import os\nos._exit(1)")), 0, "failed",
-         "the kernel died"),
+    Case("os_exit", "os._exit kills the kernel, and the grading process too",
+         notebook(append("adamw", "import os\nos._exit(1)")), 0, "flagged", "the kernel died"),
     Case("segfault", "a segmentation fault", notebook(append("adamw", "import ctypes\nctypes.string_at(0)")), 0,
-         "failed", "the kernel died"),
+         "flagged", "the kernel died"),
     Case("huge_allocation", "a 12 GB tensor", notebook(append("adamw", "hog = torch.ones(3 * 10**9)")), 5, "ok",
          "allocate"),
     Case("print_flood", "prints 300 MB",
          notebook(append("adamw", "for _ in range(300):\n    print('x' * 1_000_000)")), 5, "ok",
-         "25-step trajectory: OK"),
+         "passed: 2 / 2"),
     Case("edited_test", "a test cell replaced by a print",
          notebook(lambda nb: setattr(cell(nb, "test_first_step"), "source", 'print("first step: OK")')), 5, "ok",
          "test cells edited: test_first_step"),
-    Case("deleted_test", "a test cell deleted", notebook(remove("test_trajectory")), 3, "ok",
-         "grade cells deleted: test_trajectory"),
+    Case("deleted_test", "a test cell deleted: the release's tests are run all the same",
+         notebook(remove("test_trajectory")), 5, "ok", "grade cells deleted: test_trajectory"),
     Case("deleted_solution", "the solution cell deleted", notebook(remove("adamw")), 0, "ok",
          "solution cells deleted: adamw"),
     Case("tests_reordered", "the test cells in another order",
-         notebook(move("test_first_step", after="test_trajectory")), 5, "ok", "25-step trajectory: OK"),
-    Case("solution_after_tests", "the solution cell moved below the tests",
-         notebook(move("adamw", after="test_trajectory")), 0, "ok", "NameError"),
+         notebook(move("test_first_step", after="test_trajectory")), 5, "ok", "passed: 2 / 2"),
+    Case("solution_after_tests", "the solution cell moved below the tests: graded in the release's order",
+         notebook(move("adamw", after="test_trajectory")), 5, "ok", "passed: 2 / 2"),
     Case("renamed", "the notebook renamed by a second download",
-         notebook(filename=f"{ASSIGNMENT} (1).ipynb"), 5, "ok", "25-step trajectory: OK"),
+         notebook(filename=f"{ASSIGNMENT} (1).ipynb"), 5, "ok", "passed: 2 / 2"),
     Case("tampered_sanity", "a wrong solution with sanity tensors changed to match it", tampered_sanity, 0, "ok",
          "no weight decay was applied"),
     Case("missing_notebook", "no notebook, only a note", text_file("I forgot to attach it", "README.txt"), 0,
@@ -260,8 +259,8 @@ CASES = [
          "not a readable notebook"),
     Case("empty_file", "an empty file", text_file(""), 0, "failed", "not a readable notebook"),
     Case("reference_implementation", "imports the library's AdamW instead of writing one",
-         notebook(lambda nb: setattr(cell(nb, "adamw"), "source", "from minbert_lib.optim import AdamW")), 5,
-         "flagged", "uses the reference library in its own code"),
+         notebook(lambda nb: setattr(cell(nb, "adamw"), "source", "from minbert_lib.optim import AdamW")), 0,
+         "flagged", "uses the reference implementation minbert_lib.optim.AdamW"),
     Case("reads_secrets", "reads the solutions, the gradebook, the hidden tests and other students",
          notebook(new_cell(with_repository(READ_SECRETS))), 5, "ok", "secrets read: []"),
     Case("writes_outside", "writes the gradebook, the solutions and another student's files",
@@ -269,9 +268,20 @@ CASES = [
     Case("network", "opens network connections", notebook(new_cell(NETWORK)), 5, "ok", "network reached: []"),
     Case("fork_bomb", "a fork bomb after the tests", notebook(new_cell(FORK_BOMB)), 5, "ok",
          "fork bomb stopped after"),
+    Case("edited_grade_metadata", "a test cell's points set to 50 and another test's grade_id changed",
+         notebook(lambda nb: (cell(nb, "test_first_step").metadata.nbgrader.update(points=50),
+                              cell(nb, "test_trajectory").metadata.nbgrader.update(grade_id="mine"))),
+         5, "ok", "passed: 2 / 2"),
+    Case("duplicated_test_cell", "a test cell copied in JupyterLab",
+         notebook(lambda nb: nb.cells.insert(nb.cells.index(cell(nb, "test_trajectory")) + 1,
+                                             nbformat.from_dict({**cell(nb, "test_trajectory"), "id": "a-copy"}))),
+         5, "ok", "passed: 2 / 2"),
+    Case("untouched_beside_final", "the untouched release beside 03_adamw-final.ipynb, in another case",
+         lambda folder: (notebook(base=released)(folder), notebook(filename="03_AdamW-final.ipynb")(folder)),
+         5, "ok", "passed: 2 / 2"),
     Case("prints_hidden_tests", "prints the test lines that call it, the hidden ones too",
          notebook(edit("adamw", "super().__init__(params", PRINT_CALLERS + "super().__init__(params")), 5, "ok",
-         "caller: checks.check_adamw_first_step(AdamW)"),
+         "passed: 2 / 2"),
 ]
 
 
@@ -322,8 +332,11 @@ def grade(work: Path = WORK, zoo: Path = ZOO, regrade: bool = False) -> tuple[Pa
                             cell_timeout=CELL_TIMEOUT)
     course.feedback([ASSIGNMENT], root)
     problems = check(root, rows)
+    from autograder import zoo_outside
+
+    problems += zoo_outside.grade_all(course.sandbox_limits(require=True))
     print("\n".join(["the zoo differs from its definitions:", *problems]) if problems
-          else f"zoo: all {len(CASES)} cases got the grade and the feedback they must")
+          else f"zoo: all {len(CASES) + len(zoo_outside.CASES)} cases got the grade and the feedback they must")
     return root, rows, problems
 
 

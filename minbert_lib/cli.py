@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import warnings
 from pathlib import Path
 
-from minbert_lib.errors import DataError, MinbertError
+from minbert_lib.errors import DataError, MinbertError, TrainingInterrupted
 
 QUORA_NOTE = ("note: the MiniLM weights were sentence-tuned on data that include Quora duplicate questions, "
               "and the mirror's quora-train.csv is partial: Quora numbers are optimistic and not comparable "
@@ -62,14 +63,15 @@ def cmd_data_fetch(args: argparse.Namespace) -> None:
     from minbert_lib.fetch import fetch_data
 
     folder = resolve_data_dir(args.data_dir)
-    results = fetch_data(folder, mirror=args.mirror, progress=not args.quiet)
+    results = fetch_data(folder, mirror=args.mirror, progress=not args.quiet, refresh=args.refresh)
     for result in results:
         print(result)
     failed = [r.name for r in results if r.status == "failed"]
     if failed:
         raise DataError(f"{len(failed)} file(s) could not be fetched or verified ({', '.join(failed)}); the "
                         "messages above say why. Then run `minbert data fetch` again, or, without internet, "
-                        "`minbert data fetch --mirror DIR` with a local folder of the files")
+                        "`minbert data fetch --mirror DIR` with a local folder of the files (or set "
+                        "MINBERT_DATA_MIRROR=DIR)")
     print(f"data folder: {folder}")
 
 
@@ -85,7 +87,29 @@ def cmd_data_check(args: argparse.Namespace) -> None:
     unusable = [c.entry.name for c in checks if not c.usable and (c.entry.required or c.error)]
     if unusable:
         raise DataError(f"{folder}: {', '.join(unusable)} missing or unreadable; "
-                        f"run `minbert data fetch --data-dir {folder}`")
+                        f"run `minbert data fetch --data-dir {folder}` (without internet: add --mirror DIR, "
+                        "or set MINBERT_DATA_MIRROR=DIR)")
+
+
+def cmd_weights_fetch(args: argparse.Namespace) -> None:
+    """Put a model's files in place (the hub cache for bert-base-uncased and hub names) and check them."""
+    from minbert_lib.weights import resolve_model_dir
+
+    folder = resolve_model_dir(args.model, revision=args.revision)
+    print(f"{args.model}: {folder}")
+
+
+def cmd_export_leaderboard(args: argparse.Namespace) -> None:
+    """A run's prediction files in the CS224N starter's names and format (minbert_lib.leaderboard)."""
+    from minbert_lib.leaderboard import export_leaderboard
+
+    out = Path(args.out) if args.out else Path(args.run) / "predictions"
+    written, skipped = export_leaderboard(args.run, out)
+    for path in written:
+        print(f"wrote {path}")
+    for note in skipped:
+        print(note)
+    print(f"{QUORA_NOTE}\nthe CS224N starter's prediction files are in {out}")
 
 
 def settings_from(args: argparse.Namespace, experiment: str, run_dir=None):
@@ -93,7 +117,8 @@ def settings_from(args: argparse.Namespace, experiment: str, run_dir=None):
 
     return TrainSettings(experiment=experiment, preset=args.preset, seed=args.seed, model=args.model,
                          run_dir=None if run_dir is None else str(run_dir), data_dir=args.data_dir, device=args.device,
-                         bf16=False if args.no_bf16 else None, epochs=args.epochs)
+                         bf16=False if args.no_bf16 else None, epochs=args.epochs, eval_every=args.eval_every,
+                         keep_last=args.keep_last)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -108,17 +133,18 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"best dev scores of {args.experiment} ({args.preset} preset, seed {args.seed}):")
     print(MultitaskScores(scores["sst_accuracy"], scores["sst_macro_f1"], scores["quora_accuracy"],
                           scores["sts_pearson"]).summary())
-    sst, quora, sts = REPORT_DEV[REPORT_BEST_ROW]
-    print(f"the report's best row ({REPORT_BEST_ROW}, dev): SST accuracy {sst:.3f}, Quora accuracy {quora:.3f}, "
+    row = args.experiment.upper() if args.experiment.upper() in REPORT_DEV else REPORT_BEST_ROW
+    sst, quora, sts = REPORT_DEV[row]
+    which = f"row {row}" if row == args.experiment.upper() else f"best row ({row})"
+    print(f"the report's {which}, dev: SST accuracy {sst:.3f}, Quora accuracy {quora:.3f}, "
           f"STS Pearson {sts:.3f}, plain mean {(sst + quora + sts) / 3:.3f}")
     print(f"{QUORA_NOTE}\nrun folder: {run_dir}")
 
 
 def cmd_reproduce(args: argparse.Namespace) -> None:
-    """Train the report's ablation rows in turn (finished rows are kept) and write Table 2."""
-    from minbert_lib.experiments import EXPERIMENTS, REPORT_DEV, parse_rows
-    from minbert_lib.plots import ablation_figure, ablation_markdown
-    from minbert_lib.train import changed_since, load_best_scores, load_minutes, train
+    """Train the report's ablation rows in turn (finished rows are kept) and write Table 2 and the findings."""
+    from minbert_lib.experiments import EXPERIMENTS, parse_rows
+    from minbert_lib.train import changed_since, load_best_scores, load_minutes, train, write_json
 
     out = Path(args.out or f"runs/reproduce-{args.preset}-seed{args.seed}")
     if out.exists() and not out.is_dir():
@@ -135,18 +161,58 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
         if not (run_dir / "best-dev-scores.json").exists():
             print(f"== {name}: {EXPERIMENTS[name].description}")
             train(settings_from(args, name, run_dir))
-        rows.append({"name": name, "description": EXPERIMENTS[name].description, "report": REPORT_DEV.get(name),
-                     "kit": load_best_scores(run_dir), "minutes": load_minutes(run_dir)})
-    table = ablation_markdown(rows)
-    (out / "table2.md").write_text(table, encoding="utf-8")
-    figure = ablation_figure(rows)
-    figure.savefig(out / "table2.png", dpi=110)
-    print(table + f"\n{QUORA_NOTE}\nwritten: {out / 'table2.md'}, {out / 'table2.png'}")
+        rows.append({"name": name, "description": EXPERIMENTS[name].description, "kit": load_best_scores(run_dir),
+                     "minutes": load_minutes(run_dir)})
+    options = {"--rows": args.rows, "--preset": args.preset, "--seed": args.seed, "--model": args.model,
+               "--epochs": args.epochs, "--data-dir": args.data_dir}
+    command = "minbert reproduce " + " ".join(f"{k} {v}" for k, v in options.items() if v is not None)
+    write_json(out / "table2.json", {"made_by": command, "rows": rows})
+    print(write_table2(rows, out / "table2.md", out / "table2.png", command))
+
+
+TABLE2_SOURCES = "a reproduce folder (holding table2.json) or a table2 JSON file"
+
+
+def table2_rows(source: Path) -> tuple[list[dict], str]:
+    """The rows (and how they were made) of a Table 2 JSON that `minbert reproduce` wrote."""
+    path = source / "table2.json" if source.is_dir() else source
+    if not path.is_file() or path.suffix != ".json":
+        raise MinbertError(f"{source} is not {TABLE2_SOURCES}")
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    return saved["rows"], saved.get("made_by", "")
+
+
+def write_table2(rows: list[dict], markdown_path: Path | None, figure_path: Path | None, made_by: str = "") -> str:
+    """Table 2 with the report's number beside the kit's in every cell, then the findings check: written as
+    Markdown and a figure where paths are given; returns the text to print."""
+    from minbert_lib.plots import ablation_figure, ablation_markdown
+    from minbert_lib.report import TABLE2, check_findings, findings_markdown
+
+    rows = [{**row, "report": None if row["name"] not in TABLE2 else
+             tuple(TABLE2[row["name"]].scores().values())} for row in rows]
+    findings = check_findings({row["name"]: row["kit"] for row in rows if row["kit"]})
+    noted = [f"{row['name']} ({row['note']})" for row in rows if row.get("note")]
+    text = (ablation_markdown(rows) + "\n" + findings_markdown(findings)
+            + (f"\nRows with a note were measured under another definition: {', '.join(noted)}.\n" if noted else "")
+            + (f"\nMade by: `{made_by}`.\n" if made_by else "") + f"\n{QUORA_NOTE}\n")
+    written = []
+    if markdown_path:
+        markdown_path.write_text(text, encoding="utf-8")
+        written.append(str(markdown_path))
+    if figure_path:
+        ablation_figure(rows).savefig(figure_path, dpi=110)
+        written.append(str(figure_path))
+    return text + (f"written: {', '.join(written)}" if written else "")
+
+
+def cmd_findings(args: argparse.Namespace) -> None:
+    """Table 2 and the findings check again, from what `minbert reproduce` saved (nothing is trained)."""
+    rows, made_by = table2_rows(Path(args.source))
+    print(write_table2(rows, args.md and Path(args.md), args.figure and Path(args.figure), made_by))
 
 
 def cmd_seeds(args: argparse.Namespace) -> None:
     """Runs of one experiment and preset with different seeds: their best dev scores and mean +- sd."""
-    import json
 
     from minbert_lib.plots import seeds_markdown
     from minbert_lib.train import load_best_scores, load_minutes
@@ -191,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="embed a few sentences with the pretrained model (the kit's main job)")
-    demo.add_argument("--model", default="minilm-l6", help="preset or model folder (default: minilm-l6)")
+    demo.add_argument("--model", default="minilm-l6",
+                      help="preset, hub name (owner/name[@revision]) or model folder (default: minilm-l6)")
     demo.add_argument("sentences", nargs="*", default=DEMO_SENTENCES, help="sentences to compare")
     demo.set_defaults(func=cmd_demo)
 
@@ -202,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--data-dir", help=data_dir_help)
     fetch.add_argument("--mirror", help="copy from this local folder instead of downloading "
                                         "(default: $MINBERT_DATA_MIRROR when set)")
+    fetch.add_argument("--refresh", action="store_true",
+                       help="download again the partial or missing files an earlier --mirror fetch accepted")
     fetch.add_argument("--quiet", action="store_true", help="no progress bars")
     fetch.set_defaults(func=cmd_data_fetch)
     check = data_sub.add_parser("check", help="rows, labels, malformed rows and partial files of each data file")
@@ -218,10 +287,15 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--device", help="cuda, mps or cpu (default: the first available)")
         command.add_argument("--no-bf16", action="store_true", help="train in fp32 even where bf16 is supported")
         command.add_argument("--epochs", type=int, help="override the preset's number of epochs")
+        command.add_argument("--eval-every", type=int, metavar="STEPS",
+                             help="score the dev sample and write last.pt every STEPS optimizer steps, mid-epoch "
+                                  "too (default: an eighth of the run's steps; 0: at each epoch's end only)")
+        command.add_argument("--keep-last", action="store_true",
+                             help="keep last.pt (the resume checkpoint, 271 MB for MiniLM) once the run has finished")
 
     train = sub.add_parser("train", help="train one named experiment (M0..M12 or best)",
                            description="Train one named experiment. The same command again resumes an interrupted "
-                                       "run after its last finished epoch.")
+                                       "run (Ctrl-C) from its last checkpointed step.")
     train.add_argument("--experiment", default="best", help="M0..M12 (the report's Table 2 rows) or best")
     train.add_argument("--run-dir", help="where to write the run (default: runs/<experiment>-<preset>-seed<seed>)")
     add_training_options(train)
@@ -233,6 +307,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_training_options(reproduce)
     reproduce.set_defaults(func=cmd_reproduce)
 
+    findings = sub.add_parser("findings", help="Table 2 beside the report's and the findings check, from a "
+                                               "reproduce folder (nothing is trained)")
+    findings.add_argument("source", help=TABLE2_SOURCES)
+    findings.add_argument("--md", help="also write the table and findings to this Markdown file")
+    findings.add_argument("--figure", help="also draw the table (kit beside report) into this PNG file")
+    findings.set_defaults(func=cmd_findings)
+
     seeds = sub.add_parser("seeds", help="compare runs of one experiment with different seeds (mean +- sd)")
     seeds.add_argument("runs", nargs="+", help="run folders written by minbert train")
     seeds.add_argument("--out", help="also write the table to this Markdown file")
@@ -241,6 +322,22 @@ def build_parser() -> argparse.ArgumentParser:
     plot = sub.add_parser("plot", help="draw a run's learning curves and confusion matrices")
     plot.add_argument("run", help="a run folder written by minbert train")
     plot.set_defaults(func=cmd_plot)
+    weights = sub.add_parser("weights", help="pretrained weights: fetch them ahead of time (e.g. before going offline)")
+    weights_sub = weights.add_subparsers(dest="weights_command", required=True)
+    weights_fetch = weights_sub.add_parser(
+        "fetch", help="download a model into the Hugging Face cache (honours HF_ENDPOINT, HF_TOKEN, HF_HOME, "
+                      "HF_HUB_OFFLINE) and print its folder")
+    weights_fetch.add_argument("model", nargs="?", default="bert-base-uncased",
+                               help="bert-base-uncased (default, at the kit's pinned revision), owner/name[@revision], "
+                                    "minilm-l6 or a folder")
+    weights_fetch.add_argument("--revision", help="branch, tag or commit of a hub model")
+    weights_fetch.set_defaults(func=cmd_weights_fetch)
+
+    leaderboard = sub.add_parser("export-leaderboard",
+                                 help="write a run's predictions in the CS224N starter's file names and format")
+    leaderboard.add_argument("run", help="a run folder written by minbert train")
+    leaderboard.add_argument("--out", help="folder for the files (default: RUN/predictions)")
+    leaderboard.set_defaults(func=cmd_export_leaderboard)
     return parser
 
 
@@ -254,6 +351,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
+    except TrainingInterrupted as err:  # Ctrl-C while training: where it stopped and where it resumes
+        print(err, file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     except MinbertError as err:
         print(f"minbert: error: {err}", file=sys.stderr)
         return 1

@@ -30,7 +30,8 @@ from minbert_lib.errors import DataError
 from minbert_lib.registry import FILES, DataFile, data_file
 
 DATA_DIR_ENV = "MINBERT_DATA_DIR"
-FETCH_HINT = "run `minbert data fetch` (or `minbert data fetch --mirror DIR` from a local copy)"
+FETCH_HINT = ("run `minbert data fetch` (without internet: `minbert data fetch --mirror DIR` from a local "
+              "copy, or set MINBERT_DATA_MIRROR=DIR)")
 
 # Column names of each task: the text column(s), then the label column.
 TEXT_COLUMNS = {"sst": ("sentence",), "cfimdb": ("sentence",),

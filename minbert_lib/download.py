@@ -1,7 +1,7 @@
 """Downloading files: progress bar, resume of a partial download, checksum, atomic rename.
 
-Used for the course data (`minbert data fetch`) and for hub weights
-(bert-base-uncased). Works with http(s):// and file:// URLs, so the same code
+Used for the course data (`minbert data fetch`); hub weights go through
+huggingface_hub instead (minbert_lib.weights). Works with http(s):// and file:// URLs, so the same code
 is tested against local folders on machines without internet.
 """
 from __future__ import annotations
@@ -17,6 +17,9 @@ from tqdm.auto import tqdm
 from minbert_lib.errors import DownloadError
 
 CHUNK_BYTES = 1 << 16
+# What every "no internet" message of the data commands says.
+MIRROR_HINT = ("copy the files from a local folder: `minbert data fetch --mirror DIR`, or set "
+               "MINBERT_DATA_MIRROR=DIR for every data command")
 
 
 def sha256_of(path: str | Path) -> str:
@@ -49,8 +52,8 @@ def fetch_file(url: str, dest: str | Path, sha256: str | None = None, timeout: f
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
     except (urllib.error.URLError, OSError) as err:
-        raise DownloadError(f"cannot download {url}: {err}. Check the address or your connection, "
-                            "or copy the file from a local mirror instead.") from err
+        raise DownloadError(f"cannot download {url}: {err}. Check the address or your connection; without "
+                            f"internet, {MIRROR_HINT}") from err
 
     with response:
         resumed = getattr(response, "status", None) == 206

@@ -19,3 +19,7 @@ class DataError(MinbertError):
 
 class ConfigError(MinbertError, ValueError):
     """An unknown experiment, preset or option value."""
+
+
+class TrainingInterrupted(MinbertError):
+    """Ctrl-C during training: the message says which step the same command resumes from."""

@@ -140,9 +140,10 @@ class MultitaskScores:
         ])
 
 
-def prediction_filename(task: str, split: str) -> str:
-    """The file name of a task's predictions on a split, e.g. `sst-dev-predictions.csv`."""
-    return f"{task}-{split}-predictions.csv"
+def prediction_filename(task: str, split: str, partial: bool = False) -> str:
+    """The file name of a task's predictions on a split, e.g. `sst-dev-predictions.csv`; predictions for
+    part of the split only are named so, e.g. `sst-test-partial-predictions.csv`."""
+    return f"{task}-{split}{'-partial' if partial else ''}-predictions.csv"
 
 
 def _format_prediction(value) -> str:
@@ -153,6 +154,13 @@ def _format_prediction(value) -> str:
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"prediction {value} is not a finite number")
     return repr(value)
+
+
+def current_umask() -> int:
+    """The process's umask (reading it means setting it: set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_predictions(path: str | Path, ids: Sequence[str], predictions) -> Path:
@@ -170,6 +178,7 @@ def write_predictions(path: str | Path, ids: Sequence[str], predictions) -> Path
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(temporary, 0o666 & ~current_umask())  # mkstemp makes 0600: readable by others, as other files
         with os.fdopen(handle, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f, lineterminator="\n")
             writer.writerow(PREDICTION_HEADER)

@@ -10,12 +10,19 @@ kept; a bad one is fetched again.
 Nothing here stops at the first problem: every file gets a `FetchResult`, and
 the caller decides what is fatal (the CLI fails only on `status == "failed"`).
 
+A mirror may hold a partial file (the build machines' quora-train.csv) or lack one
+(quora-test-student.csv). What a mirror gave is recorded in the data folder
+(`RECORD`), so that a later `minbert data fetch` without a mirror, on a machine
+without internet (`make demo`), keeps the partial copy and accepts the gap
+instead of trying to download them; `refresh=True` (`--refresh`) tries again.
+
     results = fetch_data("data", mirror="../shared/data")
     for r in results:
         print(r)                 # "quora-train.csv: partial: 13,507 of the official 141,506 rows; ..."
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +33,8 @@ from minbert_lib.errors import DataError, DownloadError
 from minbert_lib.registry import FILES, DataFile
 
 MIRROR_ENV = "MINBERT_DATA_MIRROR"
+# In the data folder: the partial and missing files a mirror gave, accepted as they are.
+RECORD = ".minbert-mirror.json"
 
 # Outcomes of fetching one file. Only "failed" means the data folder lacks a good copy
 # that the source had; "missing" means the source does not have the file at all.
@@ -70,12 +79,44 @@ def is_good_copy(entry: DataFile, path: Path) -> bool:
         return False
 
 
+def read_record(folder: Path) -> dict[str, dict]:
+    """{file name: {"status": "partial" or "missing", "mirror": folder, "sha256": of the partial copy}}."""
+    try:
+        return json.loads((folder / RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def accepted_from_mirror(entry: DataFile, dest: Path, accepted: dict | None) -> FetchResult | None:
+    """The result for a file an earlier mirror fetch gave as partial or missing, if it still stands."""
+    if accepted is None:
+        return None
+    again = "`minbert data fetch --refresh` tries the download again"
+    if accepted["status"] == "partial" and dest.is_file() and sha256_of(dest) == accepted.get("sha256"):
+        return FetchResult(entry.name, "partial", f"kept the partial copy from the mirror {accepted['mirror']}, "
+                                                  f"{entry.partial_warning(_rows(entry, dest)) or 'partial'}; {again}")
+    if accepted["status"] == "missing" and not dest.exists():
+        need = "" if entry.required else " (needed only for test predictions)"
+        return FetchResult(entry.name, "missing", f"the mirror {accepted['mirror']} lacks it{need}; {again}")
+    return None
+
+
+def _rows(entry: DataFile, path: Path) -> int:
+    split = read_split(entry.task, entry.split, path.parent)
+    return len(split.examples) + len(split.malformed)
+
+
 def fetch_one(entry: DataFile, folder: Path, mirror: Path | None, base_url: str | None,
-              progress: bool) -> FetchResult:
-    """Fetch one registry file into `folder` unless a good copy is there already."""
+              progress: bool, accepted: dict | None = None) -> FetchResult:
+    """Fetch one registry file into `folder` unless a good copy is there already (or, without a mirror,
+    the partial copy or gap `accepted` from an earlier mirror fetch)."""
     dest = folder / entry.name
     if is_good_copy(entry, dest):
         return FetchResult(entry.name, "present", "already in place and verified")
+    if mirror is None:
+        kept = accepted_from_mirror(entry, dest, accepted)
+        if kept is not None:
+            return kept
 
     if mirror is not None:
         source = mirror / entry.name
@@ -103,13 +144,29 @@ def fetch_one(entry: DataFile, folder: Path, mirror: Path | None, base_url: str 
 
 
 def fetch_data(data_dir: str | Path | None = None, mirror: str | Path | None = None,
-               base_url: str | None = None, progress: bool = True) -> list[FetchResult]:
+               base_url: str | None = None, progress: bool = True, refresh: bool = False) -> list[FetchResult]:
     """Fetch every registry file into the data folder; one `FetchResult` per file, in registry order.
 
     `mirror` (or $MINBERT_DATA_MIRROR) copies from a local folder instead of downloading;
     `base_url` (or $MINBERT_DATA_URL) downloads from another server laid out like upstream.
+    Without a mirror, files an earlier mirror fetch gave as partial or missing are kept as they
+    are unless `refresh` is true.
     """
     folder = resolve_data_dir(data_dir)
     folder.mkdir(parents=True, exist_ok=True)
     source = resolve_mirror(mirror)
-    return [fetch_one(entry, folder, source, base_url, progress) for entry in FILES]
+    record = read_record(folder)
+    results = [fetch_one(entry, folder, source, base_url, progress, None if refresh else record.get(entry.name))
+               for entry in FILES]
+    for result in results:
+        if source is not None and result.status in ("partial", "missing"):
+            dest = folder / result.name
+            record[result.name] = {"status": result.status, "mirror": str(source),
+                                   "sha256": sha256_of(dest) if dest.is_file() else None}
+        elif result.status in ("fetched", "present"):
+            record.pop(result.name, None)
+    if record:
+        (folder / RECORD).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    elif (folder / RECORD).exists():
+        (folder / RECORD).unlink()
+    return results

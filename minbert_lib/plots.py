@@ -30,21 +30,57 @@ def read_run_file(run_dir: Path, name: str):
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def learning_curves_figure(history: list[dict]) -> plt.Figure:
-    """Train (on a fixed sample) and dev score per epoch for each task, and the training losses."""
-    epochs = [record["epoch"] for record in history]
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
-    for ax, (key, title) in zip(axes, CURVES):
-        ax.plot(epochs, [r["train"][key] for r in history], "o-", label="train (sample)")
-        ax.plot(epochs, [r["dev"][key] for r in history], "s-", label="dev")
-        ax.set(title=title, xlabel="epoch")
-        ax.legend()
-    for task in history[0]["train_loss"]:
-        axes[3].plot(epochs, [r["train_loss"][task] for r in history], "o-", label=task)
-    axes[3].set(title="training loss", xlabel="epoch")
-    axes[3].legend()
-    for ax in axes:
+# Majority-class scores on all of dev, for histories of older kits that did not store their own floors:
+# SST 289 of 1,101 sentences, Quora 12,627 of 20,212 pairs; a constant STS prediction has Pearson 0.
+FULL_DEV_FLOORS = {"sst_accuracy": 0.262, "quora_accuracy": 0.625, "sts_pearson": 0.0}
+CURVE_YLABELS = {"sst_accuracy": "accuracy", "quora_accuracy": "accuracy", "sts_pearson": "Pearson r"}
+
+
+def curve_data(history) -> dict:
+    """What the learning-curve figure draws, per panel: {"x", "xlabel", "series": {label: (x, y)}, "floor"}.
+
+    history: history.json's content; an older kit's list of epoch records is drawn per epoch."""
+    if isinstance(history, list):
+        history = {"epochs": history, "evals": []}
+    epochs, evals = history["epochs"], history["evals"]
+    floors = history.get("floors", FULL_DEV_FLOORS)
+    if evals:
+        per_epoch = history.get("steps_per_epoch")
+        xlabel = "optimizer steps" + (f" ({per_epoch} = 1 epoch)" if per_epoch else "")
+        points, x_of = evals, (lambda record: record["step"])
+    else:  # an older kit's history: one point per epoch
+        xlabel, points, x_of = "epoch", epochs, (lambda record: record["epoch"])
+    panels = {}
+    for key, title in CURVES:
+        series = {"dev (sample)": ([x_of(r) for r in points], [r["dev"][key] for r in points])}
+        if epochs:  # the train sample is scored at each epoch's end only
+            series["train sample (epoch end)"] = ([x_of(r) for r in epochs], [r["train"][key] for r in epochs])
+        panels[key] = {"title": title, "xlabel": xlabel, "ylabel": CURVE_YLABELS[key], "series": series,
+                       "floor": floors.get(key)}
+    tasks = list((points[0] if points else {"train_loss": {}})["train_loss"])
+    panels["loss"] = {"title": "training loss", "xlabel": xlabel,
+                      "ylabel": "mean loss since the previous point" if evals else "mean loss of the epoch",
+                      "series": {task: ([x_of(r) for r in points], [r["train_loss"][task] for r in points])
+                                 for task in tasks}, "floor": None}
+    return panels
+
+
+def learning_curves_figure(history) -> plt.Figure:
+    """Dev (sample) scores at every evaluation and the train sample's at each epoch's end, per task, with the
+    majority-class floor; and the training losses. One x axis for every panel: optimizer steps."""
+    panels = curve_data(history)
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
+    for ax, panel in zip(axes, panels.values()):
+        for label, (x, y) in panel["series"].items():
+            style = "*" if label.startswith("train sample") else ".-"
+            ax.plot(x, y, style, label=label, markersize=9 if style == "*" else 6)
+        if panel["floor"] is not None:
+            name = "constant prediction" if panel["ylabel"] == "Pearson r" else "majority class"
+            ax.axhline(panel["floor"], color="grey", linestyle="--", linewidth=1,
+                       label=f"{name} ({panel['floor']:.3f})")
+        ax.set(title=panel["title"], xlabel=panel["xlabel"], ylabel=panel["ylabel"])
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -78,23 +114,37 @@ def plot_run(run_dir: str | Path) -> list[Path]:
 
 
 ABLATION_METRICS = [("sst_accuracy", "SST acc"), ("quora_accuracy", "Quora acc"), ("sts_pearson", "STS r")]
+TABLE_METRICS = ABLATION_METRICS + [("mean_score", "mean")]
+
+
+def report_values(row: dict) -> list[float | None]:
+    """The report's SST, Quora, STS and overall for a table row ("report": 3 or 4 numbers, or None);
+    without the report's own overall, the plain mean of its three."""
+    report = row.get("report")
+    if not report:
+        return [None] * 4
+    report = list(report)
+    return report if len(report) == 4 else report + [sum(report) / 3]
 
 
 def ablation_markdown(rows: list[dict]) -> str:
-    """Table 2 as Markdown: each row's report dev scores (where known) beside the kit's.
+    """Table 2 as Markdown: for every metric the kit's dev score beside the report's.
 
-    rows: {"name", "description", "report": (sst, quora, sts) or None, "kit": scores dict or None, "minutes"}
+    rows: {"name", "description", "report": (sst, quora, sts[, overall]) or None, "kit": scores dict or None,
+           "minutes", optionally "note"}
     """
-    header = ("| row | extensions | report SST | report Quora | report STS | kit SST | kit Quora | kit STS "
-              "| kit mean | minutes |")
-    lines = [header, "|" + "---|" * 10]
+    header = ["row", "extensions"] + [f"{title} {who}" for _, title in TABLE_METRICS for who in ("kit", "report")]
+    header += ["minutes"]
+    notes = any(row.get("note") for row in rows)
+    header += ["note"] if notes else []
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        report = row["report"] or (None, None, None)
         kit = row["kit"] or {}
         cells = [row["name"], row["description"]]
-        cells += ["-" if value is None else f"{value:.3f}" for value in report]
-        cells += [f"{kit[key]:.3f}" if key in kit else "not run" for key, _ in ABLATION_METRICS]
-        cells += [f"{kit['mean_score']:.3f}" if kit else "-", f"{row['minutes']:.1f}" if row.get("minutes") else "-"]
+        for (key, _), report in zip(TABLE_METRICS, report_values(row)):
+            cells += [f"{kit[key]:.3f}" if key in kit else "not run", "-" if report is None else f"{report:.3f}"]
+        cells += [f"{row['minutes']:.1f}" if row.get("minutes") else "-"]
+        cells += [row.get("note") or ""] if notes else []
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -121,18 +171,27 @@ def seeds_markdown(rows: list[dict]) -> str:
 
 
 def ablation_figure(rows: list[dict]) -> plt.Figure:
-    """One panel per task: the kit's dev score per row, the report's as a black tick where known."""
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4), sharex=True)
+    """One panel per metric: the kit's dev score per row beside the report's (paired bars)."""
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4.2), sharex=True)
     names = [row["name"] for row in rows]
     x = np.arange(len(rows))
-    for index, (ax, (key, title)) in enumerate(zip(axes, ABLATION_METRICS)):
-        kit = [row["kit"][key] if row["kit"] else np.nan for row in rows]
-        sns.barplot(x=names, y=kit, ax=ax, color=sns.color_palette()[index])
-        known = [(position, row["report"][index]) for position, row in zip(x, rows) if row["report"]]
-        if known:  # the report's value as a black tick over the kit's bar
-            ax.scatter(*zip(*known), marker="_", s=400, color="black", zorder=3, label="report")
-            ax.legend(loc="lower right")
-        ax.set(title=f"{title} (dev)", ylim=(0, 1))
-        ax.tick_params(axis="x", rotation=45)
+    width = 0.4
+    kit_colour, report_colour = sns.color_palette()[0], "0.6"
+    for ax, (index, (key, title)) in zip(axes, enumerate(TABLE_METRICS)):
+        kit = np.array([row["kit"][key] if row["kit"] else np.nan for row in rows], dtype=float)
+        report = np.array([np.nan if v is None else v for v in (report_values(row)[index] for row in rows)], dtype=float)
+        ax.bar(x - width / 2, kit, width, color=kit_colour, label="kit")
+        ax.bar(x + width / 2, report, width, color=report_colour, label="report")
+        noted = [position for position, row in zip(x, rows) if row.get("note")]
+        if noted:  # rows measured under an older definition
+            ax.scatter(np.array(noted) - width / 2, kit[noted] + 0.03, marker="*", color="black", zorder=3,
+                       label="measured under another definition (see note)")
+        values = np.concatenate([kit, report])
+        low = min(0.0, np.nanmin(values)) if np.isfinite(values).any() else 0.0
+        ax.set(title=f"{title} (dev)", ylim=(low - 0.05 if low < 0 else 0, 1), xticks=x, ylabel=title,
+               xlabel="Table 2 row")
+        ax.set_xticklabels(names, rotation=45)
+        ax.axhline(0, color="black", linewidth=0.6)
+    axes[0].legend(loc="upper right", fontsize=8)  # SST stays below 0.6: the legend hides no bar there
     fig.tight_layout()
     return fig

@@ -4,10 +4,16 @@
 
 A run folder holds:
     settings.json            what was trained (experiment, preset, seed, model)
-    history.json             per epoch: train losses, train-sample and dev(-sample) metrics (rewritten every epoch)
-    last.pt                  everything needed to resume exactly (model, optimizer, data positions, RNG)
-    best.pt, best-config.json  the encoder + heads with the best overall dev score, as a state_dict + JSON
-    <task>-<split>-predictions.csv  dev and test predictions of the best model
+    history.json             "epochs": per epoch, train losses, train-sample and dev(-sample) metrics;
+                             "evals": dev(-sample) metrics every `eval_every` steps and at each epoch's end, with
+                             the mean train losses since the previous point; "floors": the majority-class scores
+                             of that dev (sample); rewritten at every evaluation
+    last.pt                  everything needed to resume exactly (model, optimizer, data positions, RNG), written
+                             at every evaluation, mid-epoch too; removed when the run finishes unless keep_last
+    best.pt, best-config.json  the encoder + heads with the best overall dev score at an epoch's end, as a
+                             state_dict + JSON
+    <task>-<split>-predictions.csv  dev and test predictions of the best model (`-test-partial-` when the
+                             preset cut the test file; partial-predictions.txt says how much they cover)
     confusion.json           dev confusion matrices of the best model (SST 5x5, Quora 2x2)
     learning_curves.png, confusion_matrices.png
 """
@@ -18,6 +24,7 @@ import json
 import os
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +36,7 @@ from minbert_lib import distributed
 from minbert_lib.batching import BucketBatchSampler, TaskDataset, batch_to
 from minbert_lib.config import preset as config_preset
 from minbert_lib.data import Example, load_split, split_path
-from minbert_lib.errors import ConfigError, MinbertError
+from minbert_lib.errors import ConfigError, MinbertError, TrainingInterrupted
 from minbert_lib.evaluate import (MultitaskScores, confusion_matrix, prediction_filename, task_metrics,
                                   write_predictions)
 from minbert_lib.experiments import Experiment, Preset, get_experiment, get_preset
@@ -41,6 +48,7 @@ from minbert_lib.optim import AdamW
 from minbert_lib.schedules import SCHEDULES, TaskStream, schedule_tasks, steps_per_epoch
 from minbert_lib.tokenizer import Tokenizer
 
+MIN_CURVE_POINTS = 8  # dev evaluations per run by default
 MNR_MIN_STS_SIMILARITY = 4.0  # STS pairs at least this similar count as positives for MNR
 GRAD_CLIP_NORM = 1.0
 EVAL_TASKS = ("sst", "quora", "sts")
@@ -59,6 +67,8 @@ class TrainSettings:
     epochs: int | None = None         # override the preset's epochs
     stop_after_epochs: int | None = None  # stop early (to test resuming); the run can be resumed
     progress: bool = True
+    eval_every: int | None = None     # steps between dev evaluations and checkpoints (None: 1/8 of the run; 0: per epoch)
+    keep_last: bool = False           # keep last.pt once the run has finished (it is removed by default)
 
 
 # --- hardware -----------------------------------------------------------------
@@ -132,8 +142,10 @@ def limited(examples: list[Example], limit: int | None, seed: int) -> list[Examp
     return [examples[i] for i in sorted(order)]
 
 
-def load_examples(data_dir, preset: Preset, seed: int) -> dict[str, dict[str, list[Example] | None]]:
-    """{task: {"train": [...], "dev": [...], "test": [...] or None}}, cut to the preset's limits."""
+def load_examples(data_dir, preset: Preset, seed: int,
+                  totals: dict | None = None) -> dict[str, dict[str, list[Example] | None]]:
+    """{task: {"train": [...], "dev": [...], "test": [...] or None}}, cut to the preset's limits; `totals`,
+    where given, receives each file's size before the cut as {(task, split): rows}."""
     examples = {}
     for task in EVAL_TASKS:
         splits = {}
@@ -143,7 +155,10 @@ def load_examples(data_dir, preset: Preset, seed: int) -> dict[str, dict[str, li
                 print(f"note: {path.name} is missing: no {task} test predictions")
                 splits[split] = None
                 continue
-            splits[split] = limited(load_split(task, split, data_dir), limit, seed)
+            rows = load_split(task, split, data_dir)
+            if totals is not None:
+                totals[(task, split)] = len(rows)
+            splits[split] = limited(rows, limit, seed)
         examples[task] = splits
     return examples
 
@@ -442,6 +457,47 @@ def changed_since(run_dir: Path, settings: TrainSettings) -> list[str]:
     return [key for key, value in run_definition(settings).items() if saved.get(key) != value]
 
 
+def eval_interval(settings: TrainSettings, total_steps: int) -> int:
+    """Steps between dev evaluations (and checkpoints) within an epoch: --eval-every, else an eighth of the
+    run's steps, so that every run has at least 8 points per curve; 0 means at the end of each epoch only."""
+    if settings.eval_every is None:
+        return max(1, total_steps // MIN_CURVE_POINTS)
+    return settings.eval_every or total_steps + 1
+
+
+def majority_floors(datasets: dict, dev_sample: dict | None) -> dict[str, float]:
+    """What predicting a constant scores on the dev (sample) the curves use: the most frequent class's share
+    for SST and Quora; Pearson 0 for STS (a constant has no correlation)."""
+    floors = {"sts_pearson": 0.0}
+    for task in ("sst", "quora"):
+        labels = datasets[task]["dev"].labels
+        if dev_sample:
+            labels = [labels[i] for i in dev_sample[task]]
+        floors[f"{task}_accuracy"] = max(Counter(labels).values()) / len(labels)
+    return floors
+
+
+def new_history(datasets: dict, dev_sample: dict | None, steps: int, batch_size: int, eval_every: int) -> dict:
+    """history.json: per-epoch records ("epochs"), dev scores every eval_every steps and at each epoch's end
+    ("evals"), and the majority floors of the dev (sample) they are measured on."""
+    return {"format": 2, "steps_per_epoch": steps, "batch_size": batch_size, "eval_every": eval_every,
+            "floors": majority_floors(datasets, dev_sample), "epochs": [], "evals": []}
+
+
+def eval_record(step: int, steps_per_epoch_: int, loss_sums: dict, steps_since: int, scores: dict) -> dict:
+    """One point of the curves: the dev (sample) scores after `step` optimizer steps, and each task's mean
+    training loss over the steps since the previous point."""
+    return {"step": step, "epoch": round(step / steps_per_epoch_, 4), "dev": scores,
+            "train_loss": {t: v / max(steps_since, 1) for t, v in loss_sums.items()}}
+
+
+def load_history(run_dir: Path) -> dict:
+    """A run's history.json; histories of older kits (a list of epoch records) come back as
+    {"epochs": [...], "evals": []}."""
+    history = json.loads((Path(run_dir) / "history.json").read_text(encoding="utf-8"))
+    return {"epochs": history, "evals": []} if isinstance(history, list) else history
+
+
 def train(settings: TrainSettings) -> Path:
     """Train one experiment with one preset; resume from `last.pt` when the run folder has one."""
     started = time.perf_counter()
@@ -449,11 +505,13 @@ def train(settings: TrainSettings) -> Path:
     epochs, device = epochs_for(settings, preset), pick_device(settings.device)  # checked before anything is written
     if settings.seed < 0:
         raise ConfigError(f"--seed {settings.seed}: seeds are whole numbers from 0")
+    if settings.eval_every is not None and settings.eval_every < 0:
+        raise ConfigError(f"--eval-every {settings.eval_every}: give a number of steps (0: at each epoch's end only)")
     run_dir = Path(settings.run_dir) if settings.run_dir else default_run_dir(settings)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--run-dir {run_dir} is a file: give a folder (new or holding a run) for the run")
     changed = changed_since(run_dir, settings)
-    if (run_dir / "last.pt").exists() and changed:
+    if changed and ((run_dir / "last.pt").exists() or (run_dir / "best-dev-scores.json").exists()):
         raise ConfigError(f"{run_dir} holds a run whose {', '.join(changed)} differ from this one: resume it "
                           "with the settings it started with, or give another --run-dir")
     if not changed and finished(run_dir, epochs):
@@ -473,7 +531,8 @@ def train(settings: TrainSettings) -> Path:
 
     seed_everything(settings.seed)
     tokenizer = Tokenizer.from_pretrained("minilm-l6" if settings.model == "tiny" else settings.model)
-    examples = load_examples(settings.data_dir, preset, settings.seed)
+    totals = {}
+    examples = load_examples(settings.data_dir, preset, settings.seed, totals)
     datasets = build_datasets(examples, experiment, preset, tokenizer)
     model = build_model(settings, experiment, preset, tokenizer).to(device)
     tasks = schedule_tasks(experiment.schedule)
@@ -486,23 +545,31 @@ def train(settings: TrainSettings) -> Path:
     dev_sample = fixed_sample(datasets, "dev", preset.epoch_dev_sample, settings.seed)
 
     checkpoint_path = run_dir / "last.pt"
-    history, best_score, start_epoch, mnr_loss = [], -float("inf"), 0, None
-    total_steps = epochs * steps_per_epoch(experiment.schedule, streams)
+    steps = steps_per_epoch(experiment.schedule, streams)
+    total_steps = epochs * steps
+    eval_every = eval_interval(settings, total_steps)
+    history = new_history(datasets, dev_sample, steps, preset.batch_size, eval_every)
+    best_score, start_epoch, start_step, mnr_loss, resumed = -float("inf"), 0, 0, None, None
     if checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        resumed = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
         if experiment.freeze_last is not None:
             freeze_all_but_last(model, experiment.freeze_last)
-        model.load_state_dict(state["model"])
+        model.load_state_dict(resumed["model"])
         optimizer = make_optimizer(model, lr, experiment.layerwise_lr_decay, experiment.head_lr_scale)
         lr_schedule = make_lr_schedule(optimizer, experiment.lr_schedule, total_steps)
-        optimizer.load_state_dict(state["optimizer"])  # after the schedule is made: it restores the saved rates
-        if "lr_schedule" in state:  # checkpoints of older kits have none: they kept constant rates
-            lr_schedule.load_state_dict(state["lr_schedule"])
+        optimizer.load_state_dict(resumed["optimizer"])  # after the schedule is made: it restores the saved rates
+        if "lr_schedule" in resumed:  # checkpoints of older kits have none: they kept constant rates
+            lr_schedule.load_state_dict(resumed["lr_schedule"])
+        # mid-epoch checkpoints hold the streams as the epoch began, and replay the epoch's first steps
         for task, stream in streams.items():
-            stream.load_state_dict(state["streams"][task])
-        torch.set_rng_state(state["torch_rng"])
-        history, best_score, start_epoch = state["history"], state["best_score"], state["epoch"]
-        print(f"resuming {run_dir} after epoch {start_epoch}")
+            stream.load_state_dict(resumed.get("epoch_streams", resumed["streams"])[task])
+        torch.set_rng_state(resumed["torch_rng"])
+        saved = resumed["history"]
+        history = saved if isinstance(saved, dict) else {**history, "epochs": saved}
+        best_score, start_epoch = resumed["best_score"], resumed["epoch"]
+        start_step = resumed.get("step", start_epoch * steps)
+        print(f"resuming {run_dir} from step {start_step} (epoch {start_epoch + 1}, step "
+              f"{start_step - start_epoch * steps} of {steps})")
     else:
         if experiment.mnr:
             mnr_loss = mnr_pretrain(model, mnr_positive_pairs(examples), settings, preset, lr, tokenizer, device, use_bf16)
@@ -513,52 +580,93 @@ def train(settings: TrainSettings) -> Path:
     trainable = [p for p in model.parameters() if p.requires_grad]
     step_loss = distributed.wrap(StepLoss(model, experiment, weights), device)  # after freezing
     show_progress = settings.progress and distributed.is_main_process()
+    main = distributed.is_main_process()
+
+    def checkpoint(epoch_done: int, step: int, epoch_streams: dict | None = None, epoch_state: dict | None = None):
+        """last.pt: everything needed to go on after `step` optimizer steps (mid-epoch: with the streams as the
+        epoch began, and the epoch's loss sums and seconds so far)."""
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "lr_schedule": lr_schedule.state_dict(), "streams": {t: s.state_dict() for t, s in streams.items()},
+                 "torch_rng": torch.get_rng_state(), "history": history, "best_score": best_score,
+                 "epoch": epoch_done, "step": step}
+        if epoch_streams is not None:
+            state.update(epoch_streams=epoch_streams, epoch_state=epoch_state)
+        save_checkpoint(checkpoint_path, state)
 
     stop_at = min(epochs, start_epoch + settings.stop_after_epochs) if settings.stop_after_epochs else epochs
-    for epoch in range(start_epoch, stop_at):
-        epoch_started = time.perf_counter()
-        model.train()
-        sums = {t: 0.0 for t in tasks}
-        steps = steps_per_epoch(experiment.schedule, streams)
-        bar = tqdm(SCHEDULES[experiment.schedule](streams), total=steps, desc=f"epoch {epoch + 1}/{epochs}",
-                   disable=not show_progress, leave=False)
-        for step_number, step in enumerate(bar, start=1):
-            batches = {task: collate_shard(datasets[task]["train"], indices) for task, indices in step.items()}
-            losses = optimisation_step(step_loss, optimizer, trainable, batches, device, use_bf16)
-            lr_schedule.step()
-            for task, value in losses.items():
-                sums[task] += value
-            bar.set_postfix({t: f"{sums[t] / step_number:.3f}" for t in tasks})  # running mean losses
+    step, saved_step, last_eval = start_step, start_step, start_step
+    try:
+        for epoch in range(start_epoch, stop_at):
+            epoch_started = time.perf_counter()
+            model.train()
+            epoch_streams = {t: s.state_dict() for t, s in streams.items()}
+            sums = {t: 0.0 for t in tasks}
+            interval = {t: 0.0 for t in tasks}
+            done_in_epoch, seconds_before = 0, 0.0
+            plan = SCHEDULES[experiment.schedule](streams)
+            if resumed is not None and "epoch_state" in resumed and resumed["epoch"] == epoch:
+                done_in_epoch = resumed["epoch_state"]["steps"]
+                sums, seconds_before = dict(resumed["epoch_state"]["sums"]), resumed["epoch_state"]["seconds"]
+                for _ in range(done_in_epoch):  # the batches the epoch already trained on
+                    next(plan)
+            resumed = None
+            bar = tqdm(plan, total=steps, initial=done_in_epoch, desc=f"epoch {epoch + 1}/{epochs}",
+                       disable=not show_progress, leave=False)
+            for step_number, batch_plan in enumerate(bar, start=done_in_epoch + 1):
+                batches = {task: collate_shard(datasets[task]["train"], indices) for task, indices in batch_plan.items()}
+                losses = optimisation_step(step_loss, optimizer, trainable, batches, device, use_bf16)
+                lr_schedule.step()
+                step += 1
+                for task, value in losses.items():
+                    sums[task] += value
+                    interval[task] += value
+                bar.set_postfix({t: f"{sums[t] / step_number:.3f}" for t in tasks})  # running mean losses
+                if step % eval_every == 0 and step_number < steps:  # the epoch's last step is scored below
+                    if main:
+                        dev = evaluate(model, datasets, "dev", preset.batch_size, device, use_bf16, dev_sample)
+                        history["evals"].append(eval_record(step, steps, interval, step - last_eval, dev["scores"]))
+                        write_json(run_dir / "history.json", history)
+                        checkpoint(epoch, step, epoch_streams, {"steps": step_number, "sums": sums, "seconds":
+                                                                seconds_before + time.perf_counter() - epoch_started})
+                        saved_step = step
+                        model.train()
+                    interval, last_eval = {t: 0.0 for t in tasks}, step
+                    distributed.barrier()
 
-        if not distributed.is_main_process():
-            distributed.barrier()  # process 0 evaluates and writes the run folder
-            continue
-        dev = evaluate(model, datasets, "dev", preset.batch_size, device, use_bf16, dev_sample)
-        train_eval = evaluate(model, datasets, "train", preset.batch_size, device, use_bf16, train_sample)
-        record = {"epoch": epoch + 1, "train_loss": {t: sums[t] / max(steps, 1) for t in tasks},
-                  "train": train_eval["scores"], "dev": dev["scores"], "seconds": time.perf_counter() - epoch_started}
-        if mnr_loss is not None and epoch == 0:
-            record["mnr_loss"] = mnr_loss
-        history.append(record)
-        write_json(run_dir / "history.json", history)
-        score = dev["scores"]["mean_score"]
-        if score > best_score:
-            best_score = score
-            save_checkpoint(run_dir / "best.pt", {"model": model.state_dict()})
-            write_json(run_dir / "best-config.json", {"encoder": model.encoder.config.to_dict(),
-                                                      "heads": model.heads.to_dict(), "epoch": epoch + 1})
-        save_checkpoint(checkpoint_path, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "lr_schedule": lr_schedule.state_dict(),
-            "streams": {t: s.state_dict() for t, s in streams.items()}, "torch_rng": torch.get_rng_state(),
-            "history": history, "best_score": best_score, "epoch": epoch + 1,
-        })
-        distributed.barrier()
-        print(f"epoch {epoch + 1}: dev SST {dev['scores']['sst_accuracy']:.3f}, Quora "
-              f"{dev['scores']['quora_accuracy']:.3f}, STS {dev['scores']['sts_pearson']:.3f} "
-              f"({record['seconds']:.0f} s)")
+            if not main:
+                distributed.barrier()  # process 0 evaluates and writes the run folder
+                continue
+            dev = evaluate(model, datasets, "dev", preset.batch_size, device, use_bf16, dev_sample)
+            train_eval = evaluate(model, datasets, "train", preset.batch_size, device, use_bf16, train_sample)
+            record = {"epoch": epoch + 1, "step": step, "train_loss": {t: sums[t] / max(steps, 1) for t in tasks},
+                      "train": train_eval["scores"], "dev": dev["scores"],
+                      "seconds": seconds_before + time.perf_counter() - epoch_started}
+            if mnr_loss is not None and epoch == 0:
+                record["mnr_loss"] = mnr_loss
+            history["epochs"].append(record)
+            history["evals"].append(eval_record(step, steps, interval, step - last_eval, dev["scores"]))
+            last_eval = step
+            write_json(run_dir / "history.json", history)
+            score = dev["scores"]["mean_score"]
+            if score > best_score:
+                best_score = score
+                save_checkpoint(run_dir / "best.pt", {"model": model.state_dict()})
+                write_json(run_dir / "best-config.json", {"encoder": model.encoder.config.to_dict(),
+                                                          "heads": model.heads.to_dict(), "epoch": epoch + 1})
+            checkpoint(epoch + 1, step)
+            saved_step = step
+            distributed.barrier()
+            print(f"epoch {epoch + 1}: dev SST {dev['scores']['sst_accuracy']:.3f}, Quora "
+                  f"{dev['scores']['quora_accuracy']:.3f}, STS {dev['scores']['sts_pearson']:.3f} "
+                  f"({record['seconds']:.0f} s)")
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(f"interrupted at step {step}; run the same command again to resume from step "
+                                  f"{saved_step}") from None
 
-    if stop_at == epochs and distributed.is_main_process():
-        finish(run_dir, model, datasets, preset, device, use_bf16)
+    if stop_at == epochs and main:
+        finish(run_dir, model, datasets, preset, device, use_bf16, totals)
+        if not settings.keep_last:
+            checkpoint_path.unlink(missing_ok=True)  # 271 MB for MiniLM; --keep-last keeps it
         # wall time of this call, from start to the last prediction file (of the last part, if resumed)
         (run_dir / "minutes.txt").write_text(f"{(time.perf_counter() - started) / 60:.2f}\n")
     distributed.barrier()
@@ -566,18 +674,35 @@ def train(settings: TrainSettings) -> Path:
     return run_dir
 
 
-def finish(run_dir: Path, model, datasets, preset: Preset, device, use_bf16: bool) -> None:
-    """Reload the best model; score it on all of dev; write predictions, confusion matrices and plots."""
+PARTIAL_NOTE = "partial-predictions.txt"
+
+
+def finish(run_dir: Path, model, datasets, preset: Preset, device, use_bf16: bool, totals: dict | None = None) -> None:
+    """Reload the best model; score it on all of dev; write predictions, confusion matrices and plots.
+    Test predictions of a preset that cuts the test files (quick) are named `<task>-test-partial-predictions.csv`,
+    and `partial-predictions.txt` says how much of each file they cover."""
     from minbert_lib.plots import plot_run
 
     state = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"])
     dev = evaluate(model, datasets, "dev", preset.batch_size, device, use_bf16)
+    notes = []
     for task in EVAL_TASKS:
         write_predictions(run_dir / prediction_filename(task, "dev"), *dev["predictions"][task])
-        if datasets[task]["test"] is not None:
-            ids, predictions = predict(model, task, datasets[task]["test"], preset.batch_size, device, use_bf16)
-            write_predictions(run_dir / prediction_filename(task, "test"), ids, predictions)
+        test = datasets[task]["test"]
+        if test is not None:
+            total = (totals or {}).get((task, "test"), len(test))
+            ids, predictions = predict(model, task, test, preset.batch_size, device, use_bf16)
+            name = prediction_filename(task, "test", partial=len(test) < total)
+            write_predictions(run_dir / name, ids, predictions)
+            if len(test) < total:
+                notes.append(f"{name}: {len(test):,} of the {total:,} examples of {task}-test (the {preset.name} "
+                             f"preset's limit; {prediction_filename(task, 'dev')} covers {len(datasets[task]['dev']):,} "
+                             f"of {(totals or {}).get((task, 'dev'), 0):,} dev examples)")
+    if notes:
+        (run_dir / PARTIAL_NOTE).write_text(
+            "These prediction files cover part of their split only: not for submission. Train with the cpu or "
+            "paper preset for complete files.\n" + "\n".join(notes) + "\n", encoding="utf-8")
     write_json(run_dir / "confusion.json", dev["confusion"])
     write_json(run_dir / "best-dev-scores.json", dev["scores"])
     plot_run(run_dir)
@@ -585,9 +710,8 @@ def finish(run_dir: Path, model, datasets, preset: Preset, device, use_bf16: boo
 
 def finished(run_dir: Path, epochs: int) -> bool:
     """Whether the run folder holds all `epochs` epochs and the final scoring on all of dev."""
-    history = run_dir / "history.json"
-    return ((run_dir / "best-dev-scores.json").exists() and history.exists()
-            and len(json.loads(history.read_text())) >= epochs)
+    return ((run_dir / "best-dev-scores.json").exists() and (run_dir / "history.json").exists()
+            and len(load_history(run_dir)["epochs"]) >= epochs)
 
 
 def load_minutes(run_dir: Path) -> float | None:

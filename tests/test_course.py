@@ -20,9 +20,8 @@ import pytest
 from minbert_lib import notebook, sanity
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "autograder"))
-import course  # noqa: E402  (autograder/course.py)
-import sandbox  # noqa: E402  (autograder/sandbox.py)
+from autograder import course  # noqa: E402
+from autograder import sandbox  # noqa: E402
 
 NAMES = course.assignments(ROOT)
 pytestmark = pytest.mark.slow
@@ -215,8 +214,8 @@ def test_collect_from_a_folder_never_follows_symbolic_links(tmp_path, capsys):
     assert course.collect(tmp_path / "incoming", root=root, names=["01_attention"]) == ["alice/01_attention"]
     assert "bob: a symbolic link" in capsys.readouterr().out
     assert sorted(p.name for p in (root / "autograder" / "submitted").iterdir()) == ["alice"]
-    assert [p.name for p in (root / "autograder" / "submitted" / "alice" / "01_attention").iterdir()] == \
-        ["timestamp.txt"]  # recorded as missing: the linked notebook was not read
+    assert sorted(p.name for p in (root / "autograder" / "submitted" / "alice" / "01_attention").iterdir()) == \
+        ["submission_secret.txt", "timestamp.txt"]  # recorded as missing: the linked notebook was not read
 
 
 def test_collect_takes_a_renamed_notebook_with_its_files_and_records_a_missing_one(tmp_path, capsys):
@@ -232,7 +231,8 @@ def test_collect_takes_a_renamed_notebook_with_its_files_and_records_a_missing_o
     assert "carol: collected 01_attention (1).ipynb as 01_attention.ipynb" in out
     assert "dan: no 01_attention.ipynb in the submission: recorded as missing" in out
     carol = tmp_path / "autograder" / "submitted" / "carol" / "01_attention"
-    assert sorted(p.name for p in carol.iterdir()) == ["01_attention.ipynb", "helper.py", "timestamp.txt"]
+    assert sorted(p.name for p in carol.iterdir()) == ["01_attention.ipynb", "helper.py", "submission_secret.txt",
+                                                       "timestamp.txt"]
     assert not (tmp_path / "autograder" / "submitted" / "dan" / "01_attention" / "01_attention.ipynb").exists()
 
 

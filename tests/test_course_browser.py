@@ -21,8 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "build" / "screenshots"
 CHROMIUM = shutil.which("chromium")
-sys.path.insert(0, str(ROOT / "autograder"))
-import course  # noqa: E402  (autograder/course.py)
+from autograder import course  # noqa: E402
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")]

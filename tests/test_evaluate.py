@@ -84,6 +84,20 @@ def test_prediction_file_round_trip(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left behind
 
 
+def test_prediction_files_are_readable_by_others_like_the_runs_other_files(tmp_path):
+    import os
+
+    old_mask = os.umask(0o022)
+    try:
+        path = write_predictions(tmp_path / prediction_filename("sst", "test", partial=True), ["a"], [1])
+        other = tmp_path / "settings.json"
+        other.write_text("{}")
+    finally:
+        os.umask(old_mask)
+    assert path.name == "sst-test-partial-predictions.csv"
+    assert path.stat().st_mode & 0o777 == 0o644 == other.stat().st_mode & 0o777
+
+
 def test_bad_predictions_leave_the_old_file_untouched(tmp_path):
     path = write_predictions(tmp_path / "sst-dev-predictions.csv", ["a", "b"], [1, 2])
     before = path.read_bytes()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from minbert_lib.cli import main
-from minbert_lib.fetch import MIRROR_ENV, fetch_data
+from minbert_lib.fetch import MIRROR_ENV, RECORD, fetch_data
 from minbert_lib.registry import BASE_URL_ENV, DEFAULT_BASE_URL, FILES, UPSTREAM_COMMIT, data_file
 
 SMALL = ("ids-sst-dev.csv", "sts-dev.csv", "ids-cfimdb-dev.csv")
@@ -184,9 +184,62 @@ def test_cli_check_reports_an_unreadable_file_and_goes_on(mirror, tmp_path, caps
     assert "sts-test-student.csv: UNREADABLE: " in out.out and "line 1 lacks the column(s) id" in out.out
     assert "ids-cfimdb-test-student.csv: 488 rows" in out.out  # the files after it are still checked
     assert out.err.strip() == (f"minbert: error: {data}: sts-test-student.csv missing or unreadable; "
-                               f"run `minbert data fetch --data-dir {data}`")
+                               f"run `minbert data fetch --data-dir {data}` (without internet: add --mirror DIR, "
+                               "or set MINBERT_DATA_MIRROR=DIR)")
 
 
 def test_a_mirror_that_is_not_a_folder_is_an_error(tmp_path, capsys):
     assert main(["data", "fetch", "--data-dir", str(tmp_path), "--mirror", str(tmp_path / "nowhere")]) == 1
     assert "is not a folder: give --mirror" in capsys.readouterr().err
+
+
+NOWHERE = "http://127.0.0.1:9"  # nothing listens there: a machine without internet
+
+
+def test_after_a_mirror_fetch_a_plain_fetch_needs_no_internet(mirror, tmp_path, capsys, monkeypatch):
+    """What `make demo` does after `minbert data fetch --mirror DIR`: fetch again with no mirror named."""
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
+    monkeypatch.setenv(BASE_URL_ENV, NOWHERE)
+    data = tmp_path / "data"
+    assert main(["data", "fetch", "--data-dir", str(data), "--mirror", str(mirror), "--quiet"]) == 0
+    assert (data / RECORD).is_file()
+    capsys.readouterr()
+
+    assert main(["data", "fetch", "--data-dir", str(data), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert f"quora-train.csv: partial: kept the partial copy from the mirror {mirror}, only 13,507 of" in out
+    assert f"quora-test-student.csv: missing: the mirror {mirror} lacks it (needed only for test" in out
+    assert out.count(": present: already in place and verified") == 10
+
+    # --refresh tries the two again; without internet that fails, naming both ways to a mirror,
+    # and the partial copy and the record stay for the next plain fetch.
+    assert main(["data", "fetch", "--data-dir", str(data), "--quiet", "--refresh"]) == 1
+    captured = capsys.readouterr()
+    assert "quora-train.csv: failed: cannot download" in captured.out
+    assert "--mirror DIR" in captured.out and "MINBERT_DATA_MIRROR" in captured.out
+    assert "--mirror DIR" in captured.err and "MINBERT_DATA_MIRROR" in captured.err
+    assert (data / "quora-train.csv").read_bytes() == (mirror / "quora-train.csv").read_bytes()
+    assert main(["data", "fetch", "--data-dir", str(data), "--quiet"]) == 0
+
+
+def test_a_changed_partial_file_is_not_kept(mirror, tmp_path, monkeypatch):
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
+    data = tmp_path / "data"
+    fetch_data(data, mirror=mirror, progress=False)
+    lines = (data / "quora-train.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    (data / "quora-train.csv").write_text("".join(lines[:-1]), encoding="utf-8")  # not what the mirror gave
+    results = {r.name: r for r in fetch_data(data, base_url=NOWHERE, progress=False)}
+    assert results["quora-train.csv"].status == "failed"
+    assert results["quora-test-student.csv"].status == "missing"
+    assert results["ids-sst-dev.csv"].status == "present"
+
+
+def test_every_no_internet_message_names_the_mirror_option_and_variable(tmp_path, capsys, monkeypatch):
+    from minbert_lib.data import FETCH_HINT, read_split
+
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
+    monkeypatch.setenv(BASE_URL_ENV, NOWHERE)
+    for message in (FETCH_HINT, fetch_data(tmp_path / "data", progress=False)[0].detail):
+        assert "--mirror DIR" in message and "MINBERT_DATA_MIRROR" in message, message
+    with pytest.raises(Exception, match="--mirror DIR.*MINBERT_DATA_MIRROR"):
+        read_split("sst", "dev", tmp_path / "empty")

@@ -16,7 +16,7 @@ from minbert_lib.losses import TASK_LOSSES, cosent_loss
 from minbert_lib.model import BertModel
 from minbert_lib.multitask import HeadConfig, MultitaskBert
 from minbert_lib.optim import AdamW
-from minbert_lib.errors import ConfigError, MinbertError
+from minbert_lib.errors import ConfigError, MinbertError, TrainingInterrupted
 from minbert_lib.experiments import get_experiment, get_preset
 import minbert_lib.train as train_module
 from minbert_lib.train import (TrainSettings, changed_since, make_lr_schedule, make_optimizer, mnr_batches,
@@ -146,7 +146,7 @@ def test_run_minutes_cover_setup_and_every_epoch(tmp_path, monkeypatch):
     readings = iter(range(0, 10_000, 60))
     monkeypatch.setattr(train_module, "time", SimpleNamespace(perf_counter=lambda: next(readings)))
     run = tiny_run(tmp_path / "run")
-    epoch_minutes = sum(r["seconds"] for r in json.loads((run / "history.json").read_text())) / 60
+    epoch_minutes = sum(r["seconds"] for r in json.loads((run / "history.json").read_text())["epochs"]) / 60
     assert epoch_minutes == 2
     assert float((run / "minutes.txt").read_text()) > epoch_minutes
 
@@ -165,26 +165,84 @@ def test_lr_scale_sets_the_learning_rate_of_the_mnr_pass_and_of_fine_tuning(tmp_
     assert rates == [2 * get_preset("quick").lr] * 2
 
 
+def interrupt_at_step(monkeypatch, step: int) -> None:
+    """Ctrl-C during the `step`-th optimizer step of this call."""
+    real, calls = train_module.optimisation_step, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == step:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "optimisation_step", interrupted)
+
+
 @pytest.mark.parametrize("lr_schedule", ["constant", "linear"])
 def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, monkeypatch, lr_schedule):
+    """Stopped after epoch 1, then Ctrl-C in the middle of epoch 2, then resumed: the same run as one without a stop.
+    The quick preset's TM2 epoch is 24 steps; 2 epochs evaluate and checkpoint every 48 // 8 = 6 steps."""
     scheduled = dataclasses.replace(get_experiment("M8"), lr_schedule=lr_schedule)
     monkeypatch.setattr(train_module, "get_experiment", lambda name: scheduled)
-    whole = tiny_run(tmp_path / "whole")
+    whole = tiny_run(tmp_path / "whole", keep_last=True)
     tiny_run(tmp_path / "resumed", stop_after_epochs=1)
     interrupted_history = json.loads((tmp_path / "resumed" / "history.json").read_text())
-    assert len(interrupted_history) == 1 and not (tmp_path / "resumed" / "best-dev-scores.json").exists()
+    assert len(interrupted_history["epochs"]) == 1 and not (tmp_path / "resumed" / "best-dev-scores.json").exists()
     assert not (tmp_path / "resumed" / "minutes.txt").exists()  # written only when the run has finished
-    resumed = tiny_run(tmp_path / "resumed")
+    with monkeypatch.context() as patch:
+        interrupt_at_step(patch, 11)  # global step 35: the last checkpoint was at step 30
+        with pytest.raises(TrainingInterrupted, match="^interrupted at step 34; run the same command again to "
+                                                      "resume from step 30$"):
+            tiny_run(tmp_path / "resumed", keep_last=True)
+    assert torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)["step"] == 30
+    resumed = tiny_run(tmp_path / "resumed", keep_last=True)
     history_a = json.loads((whole / "history.json").read_text())
     history_b = json.loads((resumed / "history.json").read_text())
-    assert [r["dev"] for r in history_a] == [r["dev"] for r in history_b]
-    assert [r["train_loss"] for r in history_a] == [r["train_loss"] for r in history_b]
+    for part in ("epochs", "evals"):
+        assert [r["dev"] for r in history_a[part]] == [r["dev"] for r in history_b[part]]
+        assert [r["train_loss"] for r in history_a[part]] == [r["train_loss"] for r in history_b[part]]
+    assert [r["step"] for r in history_a["evals"]] == [6, 12, 18, 24, 30, 36, 42, 48]
     checkpoint_a = torch.load(whole / "last.pt", weights_only=True)
     state_a, state_b = checkpoint_a["model"], torch.load(resumed / "last.pt", weights_only=True)["model"]
     assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
     # the trainer steps the schedule once per optimizer step: a linear schedule has reached 0 at the end
     final_rates = {group["lr"] for group in checkpoint_a["optimizer"]["param_groups"]}
     assert final_rates == ({0.0} if lr_schedule == "linear" else {get_preset("quick").lr})
+
+
+def test_ctrl_c_prints_one_line_saying_where_to_resume(monkeypatch, capsys):
+    from minbert_lib import cli
+
+    def interrupted(settings):
+        raise TrainingInterrupted("interrupted at step 7; run the same command again to resume from step 6")
+
+    monkeypatch.setattr(train_module, "train", interrupted)
+    assert cli.main(["train", "--preset", "quick", "--model", "tiny"]) == 130
+    assert capsys.readouterr().err == "interrupted at step 7; run the same command again to resume from step 6\n"
+
+
+def test_learning_curves_have_eight_points_a_floor_and_labelled_axes(tmp_path):
+    from minbert_lib.plots import curve_data, learning_curves_figure
+
+    run = tiny_run(tmp_path / "run", epochs=1)  # 24 steps: a dev evaluation every 3
+    assert not (run / "last.pt").exists()  # removed once the run has finished
+    history = json.loads((run / "history.json").read_text())
+    panels = curve_data(history)
+    for key in ("sst_accuracy", "quora_accuracy", "sts_pearson", "loss"):
+        panel = panels[key]
+        assert panel["xlabel"] == "optimizer steps (24 = 1 epoch)" and panel["ylabel"]
+        for label, (x, y) in panel["series"].items():
+            if not label.startswith("train sample"):
+                assert len(x) == len(y) >= 8, (key, label)
+                assert x == sorted(x) and x[-1] == 24
+    assert panels["sst_accuracy"]["floor"] == history["floors"]["sst_accuracy"] > 0.2
+    assert panels["sts_pearson"]["floor"] == 0.0
+    figure = learning_curves_figure(history)
+    for ax in figure.axes:
+        assert ax.get_xlabel() and ax.get_ylabel()
+    for ax in figure.axes[:3]:
+        assert any(line.get_label().startswith(("majority class", "constant prediction")) for line in ax.lines)
+    assert curve_data(history["epochs"])["sst_accuracy"]["xlabel"] == "epoch"  # an older kit's history
 
 
 def test_a_run_folder_of_another_definition_is_neither_resumed_nor_reused(tmp_path):
@@ -239,15 +297,20 @@ def test_quick_run_from_the_cli_writes_a_complete_run_folder(tmp_path):
     assert "overall, plain mean (as in the report)" in result.stdout
     assert "Quora duplicate questions" in result.stdout
     run = tmp_path / "run"
-    expected = {"settings.json", "history.json", "last.pt", "best.pt", "best-config.json", "best-dev-scores.json",
+    expected = {"settings.json", "history.json", "best.pt", "best-config.json", "best-dev-scores.json",
                 "minutes.txt",
                 "confusion.json", "learning_curves.png", "confusion_matrices.png",
-                "sst-dev-predictions.csv", "sst-test-predictions.csv", "quora-dev-predictions.csv",
-                "sts-dev-predictions.csv", "sts-test-predictions.csv"}
+                "sst-dev-predictions.csv", "sst-test-partial-predictions.csv", "quora-dev-predictions.csv",
+                "sts-dev-predictions.csv", "sts-test-partial-predictions.csv", "partial-predictions.txt"}
     assert expected <= {p.name for p in run.iterdir()}
+    assert "sst-test-partial-predictions.csv: 256 of the 2,210 examples of sst-test" in (
+        run / "partial-predictions.txt").read_text()
+    assert all(p.stat().st_mode & 0o044 == 0o044 for p in run.glob("*predictions.csv"))  # readable by others
     assert "quora-test-student.csv is missing" in result.stdout
+    assert not (run / "last.pt").exists()  # removed once the run has finished (--keep-last keeps it)
     history = json.loads((run / "history.json").read_text())
-    assert set(history[0]["dev"]) >= {"sst_accuracy", "quora_accuracy", "sts_pearson", "mean_score"}
+    assert set(history["epochs"][0]["dev"]) >= {"sst_accuracy", "quora_accuracy", "sts_pearson", "mean_score"}
+    assert len(history["evals"]) >= 8
     assert (run / "learning_curves.png").stat().st_size > 10_000
 
 
@@ -257,8 +320,13 @@ def test_reproduce_writes_the_table_with_the_report_beside_the_kit(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     table = (tmp_path / "table" / "table2.md").read_text()
     m7 = next(line for line in table.splitlines() if line.startswith("| M7 "))
-    assert "0.452 | 0.779 | 0.674" in m7
+    assert m7.startswith("| M7 | BL+TM1+COS-S+FL4 | ") and "| 0.452 | " in m7 and "| 0.779 | " in m7
+    assert "| 0.674 | " in m7 and "| 0.635 | " in m7  # the report's overall as printed
+    assert "Findings check: the kit's table agrees with" in table and "6. **not run**: RW" in table
     assert (tmp_path / "table" / "table2.png").stat().st_size > 10_000
+    again = run_cli("findings", str(tmp_path / "table"), "--md", str(tmp_path / "again.md"), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "again.md").read_text() == table  # the same table and findings from the saved JSON
 
 
 def test_two_process_data_parallel_run_with_torchrun(tmp_path):
@@ -284,8 +352,25 @@ def test_ablation_figure_and_table_without_report_numbers(tmp_path):
             {"name": "M8", "description": "BL+TM2", "report": None, "kit": None, "minutes": None}]
     ablation_figure(rows).savefig(tmp_path / "table2.png")
     table = ablation_markdown(rows)
-    assert "| M0 | BL | - | - | - | 0.480 | 0.410 | -0.050 | 0.280 | 12.2 |" in table
-    assert "| M8 | BL+TM2 | - | - | - | not run | not run | not run | - | - |" in table
+    assert "| M0 | BL | 0.480 | - | 0.410 | - | -0.050 | - | 0.280 | - | 12.2 |" in table
+    assert "| M8 | BL+TM2 | not run | - | not run | - | not run | - | not run | - | - |" in table
+    rows[0]["report"] = (0.528, 0.530, -0.270)  # without the report's overall: the plain mean of its three
+    assert "| M0 | BL | 0.480 | 0.528 | 0.410 | 0.530 | -0.050 | -0.270 | 0.280 | 0.263 | 12.2 |" in ablation_markdown(rows)
+
+
+def test_committed_cpu_table_is_regenerated_from_its_json(tmp_path):
+    """results/table2-cpu-seed0.md is what `minbert findings results/table2-cpu-seed0.json` writes."""
+    results = Path(__file__).resolve().parents[1] / "results"
+    written = run_cli("findings", str(results / "table2-cpu-seed0.json"), "--md", str(tmp_path / "t.md"), cwd=tmp_path)
+    assert written.returncode == 0, written.stderr
+    assert (tmp_path / "t.md").read_text() == (results / "table2-cpu-seed0.md").read_text()
+    assert "| M6 | BL+TM1+COS-S+MNR+FL2 | 0.351 | 0.435 |" in written.stdout
+    assert "measured with MNR before the fix; rerun pending" in written.stdout
+
+
+def test_findings_refuses_what_is_not_a_table(tmp_path):
+    result = run_cli("findings", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 1 and "is not a reproduce folder (holding table2.json)" in result.stderr
 
 
 def fake_finished_run(folder: Path, seed: int, sst: float, experiment="best", minutes="12.50") -> Path:
@@ -371,7 +456,7 @@ def test_data_curve_script_trains_the_quora_head_alone(tmp_path, monkeypatch):
     run = tiny_run(tmp_path / "run", experiment=experiment, epochs=1)
     quick = get_preset("quick")
     assert steps == [["quora"]] * (quick.train_limit // quick.batch_size)  # one pass over 384 pairs, 16 a batch
-    assert list(json.loads((run / "history.json").read_text())[0]["train_loss"]) == ["quora"]
+    assert list(json.loads((run / "history.json").read_text())["epochs"][0]["train_loss"]) == ["quora"]
     assert 0.0 <= json.loads((run / "best-dev-scores.json").read_text())["quora_accuracy"] <= 1.0
 
 

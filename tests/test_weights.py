@@ -73,26 +73,6 @@ def test_missing_weights_package_says_the_pip_command(monkeypatch):
         resolve_model_dir("minilm-l6")
 
 
-def test_bert_base_downloads_from_a_hub_mirror(tmp_path, minilm_dir, monkeypatch):
-    """The hub download path, tested against a local folder laid out like the hub."""
-    hub = tmp_path / "hub"
-    repo_files = hub / "google-bert" / "bert-base-uncased" / "resolve" / "main"
-    tiny_hf_folder(repo_files, minilm_dir)
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("MINBERT_HUB_URL", hub.as_uri())
-    monkeypatch.setenv("MINBERT_BERT_BASE_DIR", str(cache))
-    model = BertModel.from_pretrained("bert-base-uncased")
-    assert len(model.layers) == 2
-    assert sorted(p.name for p in cache.iterdir()) == ["config.json", "model.safetensors", "vocab.txt"]
-
-
-def test_bert_base_offline_without_a_copy(tmp_path, monkeypatch):
-    monkeypatch.setenv("MINBERT_HUB_URL", (tmp_path / "empty-hub").as_uri())
-    monkeypatch.setenv("MINBERT_BERT_BASE_DIR", str(tmp_path / "cache"))
-    with pytest.raises(WeightsError, match="could not be downloaded.*MINBERT_BERT_BASE_DIR"):
-        BertModel.from_pretrained("bert-base-uncased")
-
-
 class NotATensor:
     pass
 

@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "autograder"))
-import course  # noqa: E402  (autograder/course.py)
-import sandbox  # noqa: E402
-import zoo  # noqa: E402
+from autograder import course  # noqa: E402
+from autograder import sandbox  # noqa: E402
+from autograder import zoo  # noqa: E402
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(sandbox.problem() is not None,
@@ -45,6 +44,14 @@ def test_the_zoo_holds_every_kind_of_fault():
                 "tests_reordered", "renamed", "tampered_sanity", "missing_notebook", "invalid_json", "empty_file",
                 "reference_implementation", "reads_secrets", "writes_outside", "network", "fork_bomb"}
     assert required <= set(CASES) and len(CASES) >= 25
+    from autograder import zoo_outside
+
+    assert len(CASES) + len(zoo_outside.CASES) >= 60
+    assert {case.assignment for case in zoo_outside.CASES} == set(course.assignments())
+    kinds = {"sdpa_imported", "sdpa_wrapped", "sdpa_copied_from_file", "self_attention_subclassed",
+             "checks_rebound", "torch_patched", "modules_shadowed", "reads_hidden_tests", "solution_copied",
+             "test_metadata_edited", "adamw_decay_after_update", "adamw_efficient_bias_correction"}
+    assert kinds <= {case.name for case in zoo_outside.CASES}
     assert all(case.status in ("ok", "flagged", "failed") and 0 <= case.score <= 5 for case in CASES.values())
 
 

@@ -124,14 +124,17 @@ def check_padding_mask(fn, seed: int | None = None, **shape) -> None:
                 raise CheckError(f"{what}: got {actual.dtype}: {MISTAKES['padding_mask_dtype']}")
             raise CheckError(f"{what}: expected dtype {dtype} (the dtype argument), got {actual.dtype}")
         values = actual[:, 0, 0, :].double()  # (B, T)
-        if (values[real] == 0).all() and (values[~real] <= -1e4).all():
+        # "Very negative": softmax gives a key with a score 1e3 below the others a weight of
+        # e^-1000 = 0; -1e4 itself becomes -9984 in bfloat16, so the bound is -1e3.
+        if (values[real] == 0).all() and (values[~real] <= -1e3).all():
             continue
-        if (values[~real] == 0).all() and (values[real] <= -1e4).all():
+        if (values[~real] == 0).all() and (values[real] <= -1e3).all():
             raise CheckError(f"{what}: {MISTAKES['padding_mask_inverted']}")
-        if (~real).any() and (values[~real] >= 1e4).all():
+        if (~real).any() and (values[~real] >= 1e3).all():
             raise CheckError(f"{what}: {MISTAKES['padding_mask_positive']}")
-        raise CheckError(f"{what}: real tokens must get exactly 0 and padding at most -1e4, "
-                         f"but got {values[0].tolist()} for the mask {mask[0].tolist()}")
+        row = int((~real).any(dim=1).float().argmax())  # a sentence with padding, when there is one
+        raise CheckError(f"{what}: real tokens must get exactly 0 and padding at most -1e3, "
+                         f"but got {values[row].tolist()} for the mask {mask[row].tolist()}")
 
 
 def attention_mistakes(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
