@@ -19,7 +19,7 @@ from functools import partial
 import torch
 
 from minbert_lib.grading import drive
-from minbert_lib.grading.common import MISTAKES, CheckError, case, compare, register, type_name
+from minbert_lib.grading.common import MISTAKES, CheckError, case, register, type_name
 
 ASSIGNMENT = "03_adamw"
 

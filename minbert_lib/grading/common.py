@@ -166,11 +166,6 @@ def outputs_of(cls, answer: dict, state: dict) -> list:
     return answer["outputs"]
 
 
-def load_reference(module: nn.Module, state: dict, train: bool = False) -> nn.Module:
-    module.load_state_dict(state)
-    return module.train(train)
-
-
 def _where(index: tuple[int, ...]) -> str:
     return "element " + (str(index) if len(index) != 1 else f"({index[0]},)") if index else "the value"
 

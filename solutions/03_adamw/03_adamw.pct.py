@@ -140,18 +140,19 @@ print("decoupled weight decay: OK")
 
 # %% [markdown]
 # The third test follows a linear regression for 25 steps and compares the whole trajectory
-# of both parameters with the reference's, to a tolerance of 1e-9. Then an optimizer with
-# two parameter groups (their own learning rates and decays) gets gradients that are `None`
-# for some parameters on some steps: each parameter's state must follow its own steps.
+# of both parameters with the reference's, to a tolerance of 1e-9. The hidden tests also give
+# an optimizer two parameter groups (their own learning rates and decays) and gradients that
+# are `None` for some parameters on some steps: each parameter's state must follow its own
+# steps.
 
 # %% nbgrader="tests" grade_id="test_trajectory" points=2
 checks.check_adamw_trajectory(AdamW)
 ### BEGIN HIDDEN TESTS
 checks.check_adamw_trajectory(AdamW, seed=63, steps=40, lr=0.01, betas=(0.85, 0.98), weight_decay=0.0)
 checks.check_adamw_trajectory(AdamW, seed=64, lr=0.2, eps=1e-6, weight_decay=0.3)
+checks.check_adamw_state(AdamW)
 checks.check_adamw_state(AdamW, seed=65)
 ### END HIDDEN TESTS
-checks.check_adamw_state(AdamW)
 print("25-step trajectory: OK")
 
 # %% [markdown]
