@@ -22,6 +22,7 @@ whose cell headers carry a short nbgrader role that `build` expands:
 from __future__ import annotations
 
 import argparse
+import copy
 import ctypes
 import hashlib
 import html
@@ -442,6 +443,8 @@ def collect_folders(source: Path, root: Path, names: list[str]) -> list[str]:
                     print(f"{student}: collected {notebook.name} as {name}.ipynb"
                           + (f" (the copy with the most work; not {', '.join(sorted(others))})" if others else ""))
                 shutil.copyfile(notebook, target / f"{name}.ipynb")
+                for note in normalize_submission(target / f"{name}.ipynb", notebook_file("notebooks", name, root)):
+                    print(f"{student}/{name}: {note}")
                 for extra in sorted(notebook.parent.iterdir()):
                     if extra.suffix != ".ipynb" and extra.is_file() and not extra.is_symlink() \
                             and extra.stat().st_size <= MAX_EXTRA_FILE:
@@ -452,6 +455,68 @@ def collect_folders(source: Path, root: Path, names: list[str]) -> list[str]:
             collected.append(f"{student}/{name}")
     print(f"collected {len(collected)} submission(s): {', '.join(collected) or 'none'}")
     return collected
+
+
+GRADE_KEYS = ("grade_id", "grade", "solution", "locked", "points", "task")  # what decides how a cell is graded
+
+
+def normalize_submission(path: Path, release_path: Path) -> list[str]:
+    """Give a collected notebook the release's grade cells, so that nbgrader can run it whatever was edited.
+
+    Each grade or solution cell keeps the student's text but gets the release's nbgrader
+    metadata and cell type (points and grade_id edited, a cell turned into Markdown); when one
+    grade_id appears twice (a cell copied in JupyterLab), the copy that counts keeps it (the
+    last of a solution or written answer, the first of a test) and the others become ordinary
+    cells; a grade_id the release does not have is removed. Returns what was changed.
+    """
+    import nbformat
+
+    try:
+        nb = nbformat.read(path, as_version=4)
+        release = nbformat.read(release_path, as_version=4)
+    except Exception:  # not a notebook, or no release: autograde says so
+        return []
+    released = {grade_id(c): c for c in release.cells if grade_id(c)}
+    cells_by_id: dict[str, list] = {}
+    for cell in nb.cells:
+        if grade_id(cell):
+            cells_by_id.setdefault(grade_id(cell), []).append(cell)
+    notes = []
+    for gid, cells in cells_by_id.items():
+        original = released.get(gid)
+        if original is None:
+            notes.append(f"grade_id {gid!r} is not in the release: its cell is graded as an ordinary cell")
+        is_test = original is not None and original.metadata.nbgrader.get("grade") and original.cell_type == "code" \
+            and not original.metadata.nbgrader.get("solution")
+        keep = None if original is None else (cells[0] if is_test else cells[-1])
+        if len(cells) > 1 and original is not None:
+            notes.append(f"cell {gid!r} appears {len(cells)} times: the {'first' if is_test else 'last'} counts")
+        for cell in cells:
+            if cell is not keep:
+                cell.metadata.pop("nbgrader", None)
+                continue
+            theirs = {key: cell.metadata.get("nbgrader", {}).get(key) for key in GRADE_KEYS}
+            if theirs != {key: original.metadata.nbgrader.get(key) for key in GRADE_KEYS} \
+                    or cell.cell_type != original.cell_type:
+                notes.append(f"cell {gid!r}: the release's nbgrader metadata and cell type restored")
+                if cell.cell_type != original.cell_type:
+                    cell = _retype(nb, cell, original.cell_type)
+                cell.metadata["nbgrader"] = copy.deepcopy(original.metadata.nbgrader)
+    if notes:
+        nbformat.write(nb, path)
+    return notes
+
+
+def _retype(nb, cell, cell_type: str):
+    """Replace `cell` in `nb` by a cell of `cell_type` with the same text, id and metadata."""
+    import nbformat
+
+    new = (nbformat.v4.new_code_cell if cell_type == "code" else nbformat.v4.new_markdown_cell)(cell.source)
+    new.metadata = cell.metadata
+    if "id" in cell:
+        new["id"] = cell["id"]
+    nb.cells[nb.cells.index(cell)] = new
+    return new
 
 
 def find_notebook(student_dir: Path, name: str) -> Path | None:
@@ -747,7 +812,8 @@ def submission_digest(root: Path, name: str, student: str) -> str:
     """A hash of a collected submission's files (not its timestamp): it changes when the student resubmits."""
     folder = root / "autograder" / "submitted" / student / name
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "timestamp.txt"):
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()
+                       and p.name not in ("timestamp.txt", "submission_secret.txt")):
         digest.update(f"{path.relative_to(folder)}\0".encode() + path.read_bytes() + b"\0")
     return digest.hexdigest()
 

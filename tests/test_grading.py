@@ -168,3 +168,32 @@ def test_a_copy_of_the_library_is_flagged_and_the_course_solution_is_not():
     for assignment in answer_keys.ANSWER_KEYS:
         own, _ = grader.student_solutions(notebook("notebooks", assignment), notebook("solutions", assignment))
         assert grader.near_copies(assignment, own) == [], assignment
+
+
+def test_collect_gives_a_submission_the_releases_grade_cells(tmp_path):
+    from autograder import course
+
+    nb = copy.deepcopy(notebook("notebooks", "03_adamw"))  # what a student downloads
+    test = next(c for c in nb.cells if grader.nbgrader_meta(c).get("grade_id") == "test_first_step")
+    test.metadata.nbgrader["points"] = 50
+    nb.cells.insert(nb.cells.index(test) + 1, copy.deepcopy(test))  # a copied test cell
+    renamed = next(c for c in nb.cells if grader.nbgrader_meta(c).get("grade_id") == "test_trajectory")
+    renamed.metadata.nbgrader["grade_id"] = "mine"
+    solution = next(c for c in nb.cells if grader.nbgrader_meta(c).get("grade_id") == "adamw")
+    nb.cells[nb.cells.index(solution)] = nbformat.v4.new_markdown_cell(solution.source, metadata=solution.metadata)
+    path = tmp_path / "03_adamw.ipynb"
+    nbformat.write(nb, path)
+    notes = course.normalize_submission(path, ROOT / "notebooks" / "03_adamw" / "03_adamw.ipynb")
+    fixed = nbformat.read(path, as_version=4)
+    ids = [grader.nbgrader_meta(c).get("grade_id") for c in fixed.cells if grader.nbgrader_meta(c)]
+    assert ids.count("test_first_step") == 1 and "mine" not in ids
+    first = next(c for c in fixed.cells if grader.nbgrader_meta(c).get("grade_id") == "test_first_step")
+    assert first.metadata.nbgrader["points"] == 1
+    assert next(c for c in fixed.cells if grader.nbgrader_meta(c).get("grade_id") == "adamw").cell_type == "code"
+    assert len(notes) == 4, notes  # points, the copy, the unknown grade_id, the Markdown cell
+    assert course.normalize_submission(path, ROOT / "notebooks" / "03_adamw" / "03_adamw.ipynb") == []
+
+
+def test_only_the_object_under_test_must_not_be_the_answer_key():
+    assert grader.names_under_test("checks.check_train_step(train_step, SentimentClassifier, seed=1)\n"
+                                   "x = merge_heads(split_heads(y, 2))") == {"train_step", "merge_heads", "split_heads"}

@@ -239,6 +239,26 @@ def cell_assigns(source: str) -> set[str]:
             for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
 
 
+def names_under_test(source: str) -> set[str]:
+    """The names a test cell tests: the first argument of each `checks.check_*(...)` call, and
+    every name it calls directly (`merge_heads(split_heads(x))`). Other arguments (the class a
+    training step is tried on, say) are helpers, whose answer keys may be used."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    names = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        if isinstance(node.func, ast.Name):
+            names.add(node.func.id)
+        elif isinstance(node.func, ast.Attribute) and node.func.attr.startswith("check_") and node.args:
+            first = node.args[0]
+            names.update({first.id} if isinstance(first, ast.Name) else set())
+    return names
+
+
 def split_hidden(source: str) -> tuple[str, str]:
     """(visible part, hidden part) of a test cell."""
     visible, hidden, inside = [], [], False
@@ -324,7 +344,8 @@ class Grader:
                 self.session = None
                 return f"your code could not be loaded: {err}"
         names = loaded_names(source)
-        active = [gid for gid, defined in self.solution_names.items() if defined & names]
+        tested = names_under_test(source)
+        active = [gid for gid, defined in self.solution_names.items() if defined & tested]
         namespace = dict(self.base)
         for name in sorted(names):
             remote = any(name in defined for defined in self.solution_names.values())
