@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -45,7 +46,7 @@ def grade(assignment: str, submitted, **limits) -> dict[str, tuple[float, str]]:
     command = [sys.executable, "-m", "minbert_lib.grading.runner"]
     g = grader.Grader(assignment, notebook("solutions", assignment), notebook("notebooks", assignment),
                       submitted, command, {"PATH": "/usr/bin:/bin", "NBGRADER_EXECUTION": "autograde",
-                                           "HOME": "/tmp"}, str(ROOT / "solutions" / assignment),
+                                           "HOME": "/tmp", "MINBERT_DATA_DIR": os.environ.get("MINBERT_DATA_DIR", "")}, str(ROOT / "solutions" / assignment),
                       master_dir=ROOT / "solutions" / assignment, **limits)
     result = g.run()
     return {t.grade_id: (t.points, t.message) for t in result.tests}, result.notes

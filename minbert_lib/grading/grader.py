@@ -233,10 +233,30 @@ def runner_cells(source: dict, solutions: dict[str, str],
 
 
 def cell_assigns(source: str) -> set[str]:
-    """Names bound at the top level by statements that do work (not defs, classes or imports)."""
+    """Names a cell's working statements (not defs, classes or imports) bind or change at its top
+    level: `x = ...`, `x[key] = ...`, `x.attr = ...`, `x += ...`, `x.append(...)`."""
     tree = ast.parse(source)
-    return {n.id for node in tree.body if not isinstance(node, DEFINITIONS)
-            for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    names = set()
+    for node in tree.body:
+        if isinstance(node, DEFINITIONS):
+            continue
+        for inner in ast.walk(node):
+            if isinstance(inner, ast.Name) and isinstance(inner.ctx, ast.Store):
+                names.add(inner.id)
+            elif isinstance(inner, (ast.Subscript, ast.Attribute)) and isinstance(inner.ctx, ast.Store):
+                names.add(root_name(inner))
+            elif isinstance(inner, ast.Call) and isinstance(inner.func, ast.Attribute) \
+                    and isinstance(inner.func.value, ast.Name):
+                names.add("." + inner.func.value.id)  # a method call: a change only if the name is a variable
+    variables = {n for n in names if not n.startswith(".")}
+    return variables | {n[1:] for n in names if n.startswith(".") and n[1:] in variables}
+
+
+def root_name(node: ast.AST) -> str:
+    """`runs` for `runs["TM1"]` or `runs.best.score`."""
+    while isinstance(node, (ast.Subscript, ast.Attribute)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else ""
 
 
 def names_under_test(source: str) -> set[str]:

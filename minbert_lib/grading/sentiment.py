@@ -242,8 +242,16 @@ def _adamw_steps(c: dict, start: dict, lr: float, steps: int, accumulate: bool =
     return _weights(model)
 
 
+# The key projections' biases get no gradient in exact arithmetic (softmax ignores a constant
+# added to a whole row of scores), so Adam turns their float rounding noise, which differs with
+# the thread count, into full steps of about lr: they are left out of the step-by-step replay.
+NOISE_ONLY = ".attention.key.bias"
+
+
 def _first_difference(actual: dict, expected: dict, atol: float) -> str | None:
     for name, value in expected.items():
+        if name.endswith(NOISE_ONLY):
+            continue
         got = actual.get(name)
         if got is None or got.shape != value.shape or not torch.allclose(got, value, atol=atol, rtol=1e-4):
             return name
