@@ -466,8 +466,9 @@ def normalize_submission(path: Path, release_path: Path) -> list[str]:
     Each grade or solution cell keeps the student's text but gets the release's nbgrader
     metadata and cell type (points and grade_id edited, a cell turned into Markdown); when one
     grade_id appears twice (a cell copied in JupyterLab), the copy that counts keeps it (the
-    last of a solution or written answer, the first of a test) and the others become ordinary
-    cells; a grade_id the release does not have is removed. Returns what was changed.
+    last of a solution or written answer, the first of a test) and the other solution copies
+    become ordinary cells (test copies are removed); a grade_id the release does not have is
+    removed. Returns what was changed.
     """
     import nbformat
 
@@ -492,6 +493,9 @@ def normalize_submission(path: Path, release_path: Path) -> list[str]:
         if len(cells) > 1 and original is not None:
             notes.append(f"cell {gid!r} appears {len(cells)} times: the {'first' if is_test else 'last'} counts")
         for cell in cells:
+            if cell is not keep and is_test:  # a copied test adds nothing: the release's tests are graded
+                nb.cells.remove(cell)
+                continue
             if cell is not keep:
                 cell.metadata.pop("nbgrader", None)
                 continue
