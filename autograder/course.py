@@ -487,6 +487,9 @@ def normalize_submission(path: Path, release_path: Path) -> list[str]:
         original = released.get(gid)
         if original is None:
             notes.append(f"grade_id {gid!r} is not in the release: its cell is graded as an ordinary cell")
+            for cell in cells:  # a test the release does not have is the student's (or a copy): not run
+                if cell.metadata.nbgrader.get("grade") and not cell.metadata.nbgrader.get("solution"):
+                    nb.cells.remove(cell)
         is_test = original is not None and original.metadata.nbgrader.get("grade") and original.cell_type == "code" \
             and not original.metadata.nbgrader.get("solution")
         keep = None if original is None else (cells[0] if is_test else cells[-1])
