@@ -60,8 +60,9 @@ validate: setup
 collect: setup
 	$(COURSE) collect $(SUBMISSIONS)
 
+JOBS ?= 1
 autograde: setup
-	$(COURSE) autograde
+	$(COURSE) autograde --jobs $(JOBS)
 
 feedback: setup
 	$(COURSE) feedback

@@ -22,8 +22,10 @@ whose cell headers carry a short nbgrader role that `build` expands:
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import copy
 import ctypes
+import dataclasses
 import hashlib
 import html
 import json
@@ -40,6 +42,8 @@ import time
 import warnings
 import zipfile
 from pathlib import Path
+
+from autograder import gradebook
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE_SUFFIX = ".pct.py"
@@ -564,32 +568,9 @@ def grade_cells(nb, cell_type: str | None = None) -> dict[str, float]:
             if c.metadata.get("nbgrader", {}).get("grade") and cell_type in (None, c.cell_type)}
 
 
-def db_url(root: Path) -> str:
-    return "sqlite:///" + str(root / "autograder" / "gradebook.db")
-
-
 def scores_of(root: Path, name: str, student: str) -> dict[str, float | None]:
     """grade_id -> score (auto or manual; None while ungraded) of one autograded submission."""
-    from nbgrader.api import Gradebook
-
-    with Gradebook(db_url(root)) as gradebook:
-        notebook = gradebook.find_submission_notebook(name, name, student)
-        return {grade.name: grade.score if (grade.auto_score is not None or grade.manual_score is not None)
-                else None for grade in notebook.grades}
-
-
-def record_zero(root: Path, name: str, student: str) -> None:
-    """Grade a submission that could not run 0 on every cell, in the gradebook, as nbgrader does for a missing notebook."""
-    from nbgrader.api import Gradebook
-
-    with Gradebook(db_url(root)) as gradebook, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # nbgrader's own SQLAlchemy warnings when it adds a submission
-        gradebook.update_or_create_student(student)
-        for notebook in gradebook.update_or_create_submission(name, student).notebooks:
-            for grade in notebook.grades:
-                grade.auto_score, grade.manual_score, grade.needs_manual_grade = 0, None, False
-        gradebook.db.commit()
-    shutil.rmtree(root / "autograder" / "autograded" / student / name, ignore_errors=True)
+    return gradebook.scores(root, name, student)
 
 
 def review(source, released, submitted) -> tuple[list[str], list[str]]:
@@ -631,7 +612,7 @@ def sandbox_args(tmp: Path, limits, bounds=None) -> tuple[list[str], dict[str, s
 
 
 def autograde_one(root: Path, name: str, student: str, timeout: float, limits=None,
-                  cell_timeout: int | None = None) -> dict:
+                  cell_timeout: int | None = None, threads: int | None = None) -> dict:
     """Autograde one submission (in the sandbox when `limits` are given); failures come back with their reason.
 
     Two runs: nbgrader runs the notebook in its kernel, for the outputs, the plots and the
@@ -639,11 +620,17 @@ def autograde_one(root: Path, name: str, student: str, timeout: float, limits=No
     (`minbert_lib.grading.grader`): the student's solution cells run in a fresh sandboxed
     process and the course's tests run in the grader's own, so nothing a cell does to its
     kernel changes the grade. The outside grade replaces nbgrader's test scores.
+
+    Nothing here writes the course's gradebook: nbgrader records into a private copy, and the
+    row's "gradebook" entry carries what `gradebook.record` then writes (see `autograde`), so
+    many of these can run at once, on this machine or on others. Student code gets `threads`
+    threads (default: `grading_threads()`).
     """
     import nbformat
 
     row = {"student": student, "assignment": name, "score": 0.0, "auto_max": 0.0, "status": "ok", "reason": "",
            "sandboxed": limits is not None}
+    threads = threads or grading_threads()
     source = nbformat.read(notebook_file("solutions", name, root), as_version=4)
     tests = grade_cells(source, "code")
     row["auto_max"] = sum(tests.values())
@@ -663,9 +650,12 @@ def autograde_one(root: Path, name: str, student: str, timeout: float, limits=No
     bounds = submission_bounds(limits, student, name)
     try:
         with tempfile.TemporaryDirectory(prefix="minbert-grade-") as tmp:
+            private_db = gradebook.private_copy(root, Path(tmp) / "gradebook.db")
             extra, env = sandbox_args(Path(tmp), limits, bounds) if limits else ([], {})
+            env["OMP_NUM_THREADS"] = str(threads)
             try:
-                result = nbgrader(*args, *extra, root=root, check=False, timeout=timeout, env=env)
+                result = nbgrader(*args, *extra, f"--CourseDirectory.db_url={private_db}", root=root, check=False,
+                                  timeout=timeout, env=env)
             except subprocess.TimeoutExpired:
                 result, kernel_note = None, f"running the notebook took over {timeout:.0f} s and was stopped"
             finally:
@@ -673,9 +663,10 @@ def autograde_one(root: Path, name: str, student: str, timeout: float, limits=No
                     from autograder import sandbox
 
                     sandbox.unmount_runtime(Path(tmp) / "run")
+            recorded = gradebook.entries(private_db, name, student)
         if bounds:
             bounds.kill()  # whatever the kernel left running; the runner then runs in the same bounds
-        grading = grade_outside(root, name, student, limits, cell_timeout, bounds)
+        grading = grade_outside(root, name, student, limits, cell_timeout, bounds, threads)
     finally:
         if bounds:
             bounds.close()
@@ -691,8 +682,8 @@ def autograde_one(root: Path, name: str, student: str, timeout: float, limits=No
     if kernel_note:
         notes.insert(0, kernel_note + "; the tests were still run on your solution cells")
         shutil.rmtree(root / "autograder" / "autograded" / student / name, ignore_errors=True)
-    record_scores(root, name, student, grading)
     annotate_autograded(root, name, student, grading)
+    row["gradebook"] = {"recorded": recorded, "outside": {t["grade_id"]: t["points"] for t in grading["tests"]}}
     row["score"] = sum(t["points"] for t in grading["tests"])
     failures = [f"{t['grade_id']}: {t['message']}" for t in grading["tests"] if t["message"]]
     row["tests"] = {t["grade_id"]: t["points"] for t in grading["tests"]}
@@ -713,7 +704,7 @@ def submission_bounds(limits, student: str, name: str):
     return sandbox.SubmissionBounds(f"{os.getpid()}-{student}-{name}", limits)
 
 
-def runner_spec(tmp: Path, limits, root: Path, bounds=None) -> dict:
+def runner_spec(tmp: Path, limits, root: Path, bounds=None, threads: int | None = None) -> dict:
     """How the grader starts the student's process: sandboxed like the kernel, in quick mode."""
     from autograder import sandbox
 
@@ -732,20 +723,21 @@ def runner_spec(tmp: Path, limits, root: Path, bounds=None) -> dict:
         command = sandbox.command(workdir, runtime, runner, limits, extra_env=env, readonly=[Path(data_dir)])
         if bounds is not None and bounds.paths:
             command = [sys.executable, sandbox.__file__, "exec", bounds.argument(), "--", *command]
-    return {"command": command, "env": env, "cwd": str(workdir), "threads": grading_threads()}
+    return {"command": command, "env": env, "cwd": str(workdir), "threads": threads or grading_threads()}
 
 
-def grading_threads() -> int:
-    """Threads for torch in the student's process: MINBERT_GRADING_THREADS, else up to 2."""
-    return int(os.environ.get("MINBERT_GRADING_THREADS") or min(2, os.cpu_count() or 1))
+def grading_threads(jobs: int = 1) -> int:
+    """Threads for student code when `jobs` submissions grade at once: MINBERT_GRADING_THREADS, else
+    an equal share of this machine's cores, at most 2."""
+    return int(os.environ.get("MINBERT_GRADING_THREADS") or max(1, min(2, (os.cpu_count() or 1) // jobs)))
 
 
 def grade_outside(root: Path, name: str, student: str, limits, cell_timeout: int | None = None,
-                  bounds=None) -> dict:
+                  bounds=None, threads: int | None = None) -> dict:
     """Run the course's tests on the submission's solution cells outside its kernel (see grading/grader.py)."""
     with tempfile.TemporaryDirectory(prefix="minbert-outside-") as tmp:
         tmp = Path(tmp)
-        spec = runner_spec(tmp, limits, root, bounds)
+        spec = runner_spec(tmp, limits, root, bounds, threads)
         (tmp / "runner.json").write_text(json.dumps(spec), encoding="utf-8")
         out = tmp / "result.json"
         command = [sys.executable, "-m", "minbert_lib.grading.grader",
@@ -761,26 +753,6 @@ def grade_outside(root: Path, name: str, student: str, limits, cell_timeout: int
         if result.returncode != 0 or not out.is_file():
             raise CourseError(f"the grader failed on {student}/{name}: {last_error_line(result.stderr)}")
         return json.loads(out.read_text(encoding="utf-8"))
-
-
-def record_scores(root: Path, name: str, student: str, grading: dict) -> None:
-    """Write the outside grade into the gradebook, creating the submission if nbgrader could not."""
-    from nbgrader.api import Gradebook
-
-    scores = {t["grade_id"]: t["points"] for t in grading["tests"]}
-    with Gradebook(db_url(root)) as gradebook, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # nbgrader's own SQLAlchemy warnings when it adds a submission
-        gradebook.update_or_create_student(student)
-        try:
-            notebooks = gradebook.find_submission(name, student).notebooks
-        except Exception:  # nbgrader did not get as far as recording the submission
-            notebooks = gradebook.update_or_create_submission(name, student).notebooks
-        for notebook in notebooks:
-            for grade in notebook.grades:
-                if grade.name in scores:
-                    grade.auto_score, grade.manual_score = scores[grade.name], None
-                    grade.needs_manual_grade = False
-        gradebook.db.commit()
 
 
 def annotate_autograded(root: Path, name: str, student: str, grading: dict) -> None:
@@ -806,9 +778,9 @@ def annotate_autograded(root: Path, name: str, student: str, grading: dict) -> N
 
 
 def failed(root: Path, row: dict, reason: str) -> dict:
-    """A submission graded 0 for `reason`, in the row and in the gradebook."""
-    record_zero(root, row["assignment"], row["student"])
-    return {**row, "status": "failed", "reason": reason}
+    """A submission graded 0 for `reason` (0 on every cell in the gradebook, no autograded copy)."""
+    shutil.rmtree(root / "autograder" / "autograded" / row["student"] / row["assignment"], ignore_errors=True)
+    return {**row, "status": "failed", "reason": reason, "gradebook": {"recorded": None, "outside": None}}
 
 
 def result_file(root: Path, name: str, student: str) -> Path:
@@ -858,41 +830,85 @@ def sandbox_limits(require: bool):
 
 
 def autograde(names: list[str], root: Path = ROOT, students: list[str] | None = None, timeout: float = 600,
-              require_sandbox: bool = False, cell_timeout: int | None = None, regrade: bool = False) -> list[dict]:
-    """Grade every collected submission, one at a time, and print a table and a summary.
+              require_sandbox: bool = False, cell_timeout: int | None = None, regrade: bool = False,
+              jobs: int = 1, scheduler: str | None = None) -> list[dict]:
+    """Grade every collected submission and print a table and a summary.
 
-    One broken submission never stops the rest. Each result is stored as soon as it is known,
-    so a killed run, started again, grades only what is left (and what was resubmitted since);
-    `regrade` grades everything again.
+    `jobs` submissions grade at once, each in its own sandbox with an equal share of the cores;
+    with `scheduler` (a Dask scheduler's address) they grade on that cluster's workers instead.
+    One broken submission never stops the rest. This process alone writes the gradebook, and
+    stores each result as soon as it is known, so a killed run, started again, grades only what
+    is left (and what was resubmitted since); `regrade` grades everything again.
     """
+    from autograder import sandbox
+
+    if jobs < 1:
+        raise CourseError(f"--jobs must be 1 or more, not {jobs}")
     limits = sandbox_limits(require_sandbox)
     submitted = root / "autograder" / "submitted"
     if not students:
         students = sorted(p.name for p in submitted.iterdir() if p.is_dir()) if submitted.is_dir() else []
-    rows, skipped = [], 0
+    rows, skipped, todo = [], 0, []
     for student in students:
         for name in names:
             if not (submitted / student / name).is_dir():
                 continue
             row = None if regrade else graded_before(root, name, student)
-            if row is not None:
-                skipped += 1
-                print(format_row(row) + "  (graded before)", flush=True)
-                rows.append(row)
+            if row is None:
+                own_user = dataclasses.replace(limits, uid=sandbox.job_uid(student, name)) if limits else None
+                todo.append((root, name, student, timeout, own_user, cell_timeout, grading_threads(jobs)))
                 continue
-            digest, started = submission_digest(root, name, student), time.monotonic()
-            try:
-                row = autograde_one(root, name, student, timeout, limits, cell_timeout)
-            except Exception as err:  # whatever one submission does, the class goes on: record why
-                row = {"student": student, "assignment": name, "score": 0.0, "auto_max": 0.0,
-                       "status": "error", "reason": f"{type(err).__name__}: {err}"}
-            row.update(seconds=round(time.monotonic() - started, 1), digest=digest)
-            if row["status"] != "error":  # a grader error is retried by the next run
-                save_result(root, row)
+            skipped += 1
+            print(format_row(row) + "  (graded before)", flush=True)
             rows.append(row)
-            print(format_row(row), flush=True)
+    for row in run_jobs(grade_job, todo, jobs, scheduler):
+        record = row.pop("gradebook", None)
+        if record is not None:
+            gradebook.record(root, row["assignment"], row["student"], record["recorded"], record["outside"])
+        if row["status"] != "error":  # a grader error is retried by the next run
+            save_result(root, row)
+        rows.append(row)
+        print(format_row(row), flush=True)
     print(summary(rows, skipped))
     return rows
+
+
+SCHEDULER_TIMEOUT = 30  # seconds to reach a Dask scheduler
+
+
+def grade_job(root: Path, name: str, student: str, timeout: float, limits, cell_timeout: int | None,
+              threads: int) -> dict:
+    """One submission's row, whatever happens to it: what `run_jobs` runs, here or on a cluster's worker."""
+    digest, started = submission_digest(root, name, student), time.monotonic()
+    try:
+        row = autograde_one(root, name, student, timeout, limits, cell_timeout, threads)
+    except Exception as err:  # whatever one submission does, the class goes on: record why
+        row = {"student": student, "assignment": name, "score": 0.0, "auto_max": 0.0,
+               "status": "error", "reason": f"{type(err).__name__}: {err}"}
+    return {**row, "seconds": round(time.monotonic() - started, 1), "digest": digest}
+
+
+def run_jobs(function, calls: list[tuple], jobs: int = 1, scheduler: str | None = None):
+    """Yield function(*call) for each call as it finishes: `jobs` at a time here, or on a Dask cluster."""
+    if scheduler:
+        try:
+            from distributed import Client, as_completed
+        except ImportError:
+            raise CourseError("--scheduler needs Dask: pip install 'distributed'") from None
+        try:
+            client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
+        except OSError as err:
+            raise CourseError(f"cannot reach the Dask scheduler at {scheduler}: {err}; start it with "
+                              "`dask scheduler` and workers with `dask worker ADDRESS` (autograder/README.md)")
+        with client:
+            futures = [client.submit(function, *call, pure=False) for call in calls]
+            for future in as_completed(futures):
+                yield future.result()
+        return
+    with concurrent.futures.ThreadPoolExecutor(jobs, thread_name_prefix="grade") as pool:
+        futures = [pool.submit(function, *call) for call in calls]
+        for future in concurrent.futures.as_completed(futures):
+            yield future.result()
 
 
 def summary(rows: list[dict], skipped: int) -> str:
@@ -930,17 +946,17 @@ def require_collected(names: list[str], root: Path, students: list[str] | None =
 
 def require_released(names: list[str], root: Path) -> None:
     """A CourseError naming `release` for an assignment the gradebook does not know (nbgrader's MissingEntry)."""
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import MissingEntry
 
-    database = root / "autograder" / "gradebook.db"
+    database = gradebook.path(root)
     missing = list(names)
     if database.is_file():
-        with Gradebook(db_url(root)) as gradebook, warnings.catch_warnings():
+        with gradebook.open_gradebook(gradebook.db_url(root)) as book, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             missing = []
             for name in names:
                 try:
-                    gradebook.find_assignment(name)
+                    book.find_assignment(name)
                 except MissingEntry:
                     missing.append(name)
     if missing:
@@ -1095,6 +1111,10 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--timeout", type=float, default=600, help="seconds for one submission (default 600)")
     grade.add_argument("--cell-timeout", type=int, help="seconds for one cell (default $MINBERT_CELL_TIMEOUT or 120)")
     grade.add_argument("--regrade", action="store_true", help="grade again the submissions graded before")
+    grade.add_argument("--jobs", type=int, default=1,
+                       help="grade this many submissions at once, sharing the cores (default 1)")
+    grade.add_argument("--scheduler", metavar="ADDRESS",
+                       help="grade on a Dask cluster: its scheduler's address, e.g. tcp://10.0.0.5:8786")
     sub.add_parser("lint", help="check the nbgrader metadata of the source notebooks")
     sub.add_parser("demo", help="release a temp copy and autograde the solutions and the untouched release")
     validate_parser = sub.add_parser("validate", help="run notebooks' tests with nbgrader's validator (exit 1 on a failure)")
@@ -1126,7 +1146,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "autograde":
             require_released(require_collected(names, root, args.student), root)
             rows = autograde(names, root, args.student, args.timeout, args.require_sandbox,
-                             args.cell_timeout, args.regrade)
+                             args.cell_timeout, args.regrade, args.jobs, args.scheduler)
             return 1 if any(r["status"] in ("failed", "error") for r in rows) else 0
         elif args.command == "feedback":
             require_graded(names, root)
@@ -1137,6 +1157,10 @@ def main(argv: list[str] | None = None) -> int:
     except CourseError as err:
         print(f"minbert-course: error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # grading jobs still running die with this process (die_with_parent)
+        print(f"\nminbert-course: interrupted; what was graded is kept: run `{args.command}` again to go on",
+              file=sys.stderr, flush=True)
+        os._exit(130)
     return 0
 
 

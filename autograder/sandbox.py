@@ -17,6 +17,7 @@ folder, the only host folder the sandbox may write.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import json
 import os
@@ -30,6 +31,7 @@ from pathlib import Path
 
 KERNEL_NAME = "minbert-sandbox"
 SANDBOX_UID = 65534  # nobody: the process limit counts this user's processes only
+JOB_UIDS = range(1_900_000_000, 1_901_000_000)  # one each for submissions graded at once (job_uid)
 ROOT = Path(__file__).resolve().parents[1]
 SYSTEM_LINKS = ("/bin", "/lib", "/lib64", "/sbin")
 PASSED_ENV = ("LANG", "LC_ALL", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -47,6 +49,9 @@ class Limits:
     # their tmpfs folders): memory and processes in one cgroup, where the machine lets us make one.
     submission_memory_mib: int = 8192
     runtime_mib: int = 16  # the kernel's runtime folder (connection file and sockets), a tmpfs
+    # The user the sandbox runs as, when grading as root. The process limit counts all of one
+    # user's processes, so submissions graded at once each get their own (`job_uid`).
+    uid: int = SANDBOX_UID
 
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -150,7 +155,7 @@ def write_kernelspec(folder: Path, limits: Limits, cgroups: str = "") -> None:
     spec.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, str(Path(__file__).resolve()), f"--memory-mib={limits.memory_mib}",
             f"--cpu-seconds={limits.cpu_seconds}", f"--processes={limits.processes}",
-            f"--disk-mib={limits.disk_mib}", f"--cgroups={cgroups}", "{connection_file}"]
+            f"--disk-mib={limits.disk_mib}", f"--uid={limits.uid}", f"--cgroups={cgroups}", "{connection_file}"]
     (spec / "kernel.json").write_text(json.dumps(
         {"argv": argv, "display_name": "minBERT sandbox", "language": "python"}), encoding="utf-8")
 
@@ -205,9 +210,15 @@ def command(workdir: Path, runtime: Path, kernel: list[str], limits: Limits,
     for key, value in sorted(env.items()):
         cmd += ["--setenv", key, value]
     if os.geteuid() == 0:
-        cmd += ["setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups",
+        cmd += ["setpriv", f"--reuid={limits.uid}", f"--regid={limits.uid}", "--clear-groups",
                 "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
     return cmd + kernel
+
+
+def job_uid(student: str, assignment: str) -> int:
+    """The sandbox's user for one submission graded beside others: its own, from a hash of its name."""
+    digest = hashlib.sha256(f"{student}/{assignment}".encode()).digest()
+    return JOB_UIDS[int.from_bytes(digest[:8], "big") % len(JOB_UIDS)]
 
 
 def user_tasks() -> int:
@@ -234,9 +245,9 @@ def main(argv: list[str] | None = None) -> None:
     limits = Limits(**{name: getattr(args, name) for name in vars(Limits())})
     join_cgroups(args.cgroups)
     runtime = args.connection_file.resolve().parent
-    if os.geteuid() == 0:  # the kernel runs as nobody: it must read the connection file and make its sockets
+    if os.geteuid() == 0:  # the kernel runs as limits.uid: it must read the connection file and make its sockets
         for path in (runtime, args.connection_file):
-            os.chown(path, SANDBOX_UID, SANDBOX_UID)
+            os.chown(path, limits.uid, limits.uid)
     kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", str(args.connection_file.resolve()),
               *args.kernel_args]
     cmd = command(Path.cwd(), runtime, kernel, limits)

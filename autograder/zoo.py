@@ -28,6 +28,7 @@ from autograder import course
 ASSIGNMENT = "03_adamw"
 CELL_TIMEOUT = 20  # seconds per cell: the loop and the sleep of the zoo hit it, once each
 SUBMISSION_TIMEOUT = 180  # seconds per submission
+JOBS = 2  # submissions graded at once: the zoo also checks that parallel grading changes no grade
 ZOO = course.ROOT / "autograder" / "zoo"
 WORK = course.ROOT / "build" / "zoo"
 
@@ -329,12 +330,12 @@ def grade(work: Path = WORK, zoo: Path = ZOO, regrade: bool = False) -> tuple[Pa
         (root / ".released").touch()
     course.collect(zoo, root, [ASSIGNMENT])
     rows = course.autograde([ASSIGNMENT], root, timeout=SUBMISSION_TIMEOUT, require_sandbox=True,
-                            cell_timeout=CELL_TIMEOUT)
+                            cell_timeout=CELL_TIMEOUT, jobs=JOBS)
     course.feedback([ASSIGNMENT], root)
     problems = check(root, rows)
     from autograder import zoo_outside
 
-    problems += zoo_outside.grade_all(course.sandbox_limits(require=True))
+    problems += zoo_outside.grade_all(course.sandbox_limits(require=True), JOBS)
     print("\n".join(["the zoo differs from its definitions:", *problems]) if problems
           else f"zoo: all {len(CASES) + len(zoo_outside.CASES)} cases got the grade and the feedback they must")
     return root, rows, problems

@@ -10,7 +10,9 @@ cells it names, so the training of notebooks 04-06 is not run for it.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import copy
+import multiprocessing
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -265,12 +267,12 @@ def reference(assignment: str):
     return nbformat.read(course.notebook_file("solutions", assignment), as_version=4)
 
 
-def grade_case(case: OutsideCase, limits) -> tuple[dict[str, tuple[float, str]], list[str]]:
+def grade_case(case: OutsideCase, limits, threads: int | None = None) -> tuple[dict[str, tuple[float, str]], list[str]]:
     """grade_id -> (points, message) of the case's tests, graded outside with a sandboxed runner."""
     nb = reference(case.assignment)
     case.change(nb)
     with tempfile.TemporaryDirectory(prefix="minbert-zoo-") as tmp:
-        spec = course.runner_spec(Path(tmp), limits, course.ROOT)
+        spec = course.runner_spec(Path(tmp), limits, course.ROOT, threads=threads)
         g = grader.Grader(case.assignment, reference(case.assignment),
                           nbformat.read(course.notebook_file("notebooks", case.assignment), as_version=4), nb,
                           spec["command"], spec["env"], spec["cwd"], spec["threads"],
@@ -295,11 +297,21 @@ def check(case: OutsideCase, scores: dict, notes: list[str]) -> list[str]:
     return problems
 
 
-def grade_all(limits) -> list[str]:
+def problems_of(index: int, limits, threads: int) -> tuple[str, list[str]]:
+    """The line to print and the problems of CASES[index] (by index: a case's change cannot be pickled)."""
+    case = CASES[index]
+    found = check(case, *grade_case(case, limits, threads))
+    return f"{case.assignment}/{case.name}: {'ok' if not found else 'DIFFERS'}", found
+
+
+def grade_all(limits, jobs: int = 2) -> list[str]:
+    """Every case's problems, `jobs` cases at a time (each grader in its own process, as in a real grading)."""
     problems = []
-    for case in CASES:
-        scores, notes = grade_case(case, limits)
-        found = check(case, scores, notes)
-        print(f"{case.assignment}/{case.name}: {'ok' if not found else 'DIFFERS'}", flush=True)
-        problems += found
+    spawn = multiprocessing.get_context("spawn")  # fresh interpreters: no torch thread pool forked
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=spawn) as pool:
+        futures = [pool.submit(problems_of, i, limits, course.grading_threads(jobs)) for i in range(len(CASES))]
+        for future in concurrent.futures.as_completed(futures):
+            line, found = future.result()
+            print(line, flush=True)
+            problems += found
     return problems
