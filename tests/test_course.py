@@ -60,10 +60,10 @@ def graded(tmp_path_factory):
         archive.writestr("broken/01_attention.ipynb", '{"cells": [')  # tests/test_zoo.py has many more
     collected = course.collect(class_zip, root=root)
 
-    env = {"MINBERT_CELL_TIMEOUT": "30", **course_data_env()}  # read by nbgrader_config.py / the kernels
+    env = {"MINBERT_CELL_TIMEOUT": "120", **course_data_env()}  # read by nbgrader_config.py / the kernels
     os.environ.update(env)
     try:
-        rows = course.autograde(NAMES, root=root)
+        rows = course.autograde(NAMES, root=root, jobs=2)  # two at a time, as a class is graded
     finally:
         for key in env:
             del os.environ[key]
