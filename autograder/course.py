@@ -628,6 +628,8 @@ def autograde_one(root: Path, name: str, student: str, timeout: float, limits=No
     """
     import nbformat
 
+    from autograder.kit_only import KIT_ENV
+
     row = {"student": student, "assignment": name, "score": 0.0, "auto_max": 0.0, "status": "ok", "reason": "",
            "sandboxed": limits is not None}
     threads = threads or grading_threads()
@@ -653,6 +655,7 @@ def autograde_one(root: Path, name: str, student: str, timeout: float, limits=No
             private_db = gradebook.private_copy(root, Path(tmp) / "gradebook.db")
             extra, env = sandbox_args(Path(tmp), limits, bounds) if limits else ([], {})
             env["OMP_NUM_THREADS"] = str(threads)
+            env[KIT_ENV] = "1"  # nbgrader_config.py refuses autograde without it
             try:
                 result = nbgrader(*args, *extra, f"--CourseDirectory.db_url={private_db}", root=root, check=False,
                                   timeout=timeout, env=env)

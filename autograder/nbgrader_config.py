@@ -8,6 +8,7 @@ import os
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 from autograder.hide_hidden_tests import HideHiddenTests, StripHiddenTests  # noqa: E402
+from autograder.kit_only import KitCommandOnly  # noqa: E402
 from autograder.limit_output import LimitedExecute  # noqa: E402
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 from nbgrader.converters import Autograde  # noqa: E402
@@ -39,8 +40,9 @@ c.Autograde.autograde_preprocessors = [LimitedExecute if p is Execute else p
                                        for p in Autograde.class_traits()["autograde_preprocessors"].default()]
 # The kernel runs the visible tests only: the grade is decided outside it, with the hidden ones
 # (minbert_lib.grading.grader), so student code never sees a hidden test or its inputs.
+# Only the kit's command may autograde: plain nbgrader and formgrader's button are refused (kit_only.py).
 _sanitize = Autograde.class_traits()["sanitize_preprocessors"].default()
-c.Autograde.sanitize_preprocessors = _sanitize + [StripHiddenTests]
+c.Autograde.sanitize_preprocessors = [KitCommandOnly] + _sanitize + [StripHiddenTests]
 
 # Feedback shows visible tests only, and for failed tests the error name and message only.
 c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]

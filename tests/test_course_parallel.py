@@ -1,4 +1,5 @@
-"""A class graded in parallel (`autograde --jobs N`) and on a Dask cluster gets the grades a serial run gives.
+"""A class graded in parallel (`autograde --jobs N`) and on a Dask cluster gets the grades a serial run gives;
+nbgrader's own autograde is refused.
 
 The zoo (tests/test_zoo.py) grades its 32 whole submissions with two jobs at once and checks
 each grade; here three students of 01_attention are graded serially, then again with two jobs,
@@ -81,3 +82,11 @@ def test_bad_jobs_and_an_unreachable_scheduler_say_what_to_do(released, capsys, 
                         "--scheduler", "tcp://127.0.0.1:9"]) == 1
     err = capsys.readouterr().err
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in err and "dask worker" in err
+
+
+def test_plain_nbgrader_autograde_is_refused_with_the_kits_command(released):
+    """Plain `nbgrader autograde` (and formgrader's button, the same converter) would grade unsandboxed."""
+    result = course.nbgrader("autograde", A, "--student", "reference", "--force", root=released, check=False)
+    assert result.returncode != 0
+    assert "minbert-course autograde" in result.stderr and "sandbox" in result.stderr
+    assert not course.notebook_file("autograder/autograded/reference", A, released).exists()
