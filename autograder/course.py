@@ -166,21 +166,47 @@ def execute_in_place(nb, folder: Path) -> None:
         raise CourseError(f"{folder.name}: the solution notebook fails: {err.ename}: {err.evalue}") from None
 
 
-def build(names: list[str], root: Path = ROOT, execute: bool = True) -> None:
-    """Write solutions/<a>/<a>.ipynb from each percent-format source."""
+def cell_contents(nb) -> list[tuple]:
+    """What an author writes in a notebook: each cell's type, source and nbgrader role (not outputs)."""
+    return [(c.cell_type, c.source.strip(), json.dumps(c.metadata.get("nbgrader", {}), sort_keys=True))
+            for c in nb.cells]
+
+
+def hand_edit(name: str, root: Path, built) -> str | None:
+    """Why solutions/<a>/<a>.ipynb holds work its source lacks (edited after the .pct.py, e.g. with
+    nbgrader's Create Assignment toolbar), or None."""
+    import nbformat
+
+    path, source = notebook_file("solutions", name, root), source_file(name, root)
+    if not path.is_file() or path.stat().st_mtime <= source.stat().st_mtime:
+        return None
+    edited, fresh = cell_contents(nbformat.read(path, as_version=4)), cell_contents(built)
+    if edited == fresh:
+        return None
+    first = next((i for i, (a, b) in enumerate(zip(edited, fresh)) if a != b), min(len(edited), len(fresh)))
+    return (f"{path.relative_to(root)} was edited after its source {source.relative_to(root)} (cell {first} "
+            f"differs), and release would overwrite it: the .pct.py is the source, so carry the change into "
+            "it, or pass --force to drop the edit")
+
+
+def build(names: list[str], root: Path = ROOT, execute: bool = True, force: bool = False) -> None:
+    """Write solutions/<a>/<a>.ipynb from each percent-format source (never over a hand edit unless `force`)."""
     import nbformat
 
     for name in names:
         nb = build_notebook(source_file(name, root))
+        edit = None if force else hand_edit(name, root, nb)
+        if edit:
+            raise CourseError(edit)
         if execute:
             execute_in_place(nb, source_file(name, root).parent)
             nb.metadata.pop("language_info", None)  # names the Python version of whoever ran it
         nbformat.write(nb, notebook_file("solutions", name, root))
 
 
-def release(names: list[str], root: Path = ROOT, execute: bool = True) -> None:
+def release(names: list[str], root: Path = ROOT, execute: bool = True, force: bool = False) -> None:
     """Build the source notebooks, then let nbgrader write the student release into notebooks/."""
-    build(names, root, execute)
+    build(names, root, execute, force)
     for problem in lint(root, names):
         raise CourseError(problem)
     for name in names:
@@ -1108,6 +1134,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("assignments", nargs="*", help="default: every assignment")
     sub.choices["release"].add_argument("--no-execute", action="store_true",
                                         help="do not run the solutions (their outputs stay empty)")
+    sub.choices["release"].add_argument("--force", action="store_true",
+                                        help="overwrite solutions/*.ipynb even where edited by hand")
     grade = sub.choices["autograde"]
     grade.add_argument("--student", action="append", help="only these students")
     grade.add_argument("--require-sandbox", action="store_true", help="refuse to grade where bwrap cannot run")
@@ -1135,7 +1163,7 @@ def main(argv: list[str] | None = None) -> int:
         names = getattr(args, "assignments", None) or assignments(root)
         check_assignments(names, root)
         if args.command == "release":
-            release(names, root, execute=not args.no_execute)
+            release(names, root, execute=not args.no_execute, force=args.force)
         elif args.command == "demo":
             return demo()
         elif args.command == "lint":

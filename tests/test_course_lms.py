@@ -1,4 +1,5 @@
 """course.py collect with Canvas and Moodle downloads, and the first-steps messages of an empty course."""
+import os
 import stat
 import sys
 import zipfile
@@ -140,3 +141,26 @@ def test_nbgrader_release_feedback_works_after_collect(tmp_path):
     result = course.nbgrader("release_feedback", A, f"--Exchange.root={exchange}", root=root, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert len(list((exchange / "minbert" / "feedback").glob("*.html"))) == 1
+
+
+def test_release_refuses_to_overwrite_a_hand_edited_solution_notebook(tmp_path, capsys):
+    """An edit made with nbgrader's Create Assignment toolbar lives in the .ipynb, not in the .pct.py source."""
+    import nbformat
+
+    root = fake_course(tmp_path)
+    assert course.main(["--course", str(root), "release", A, "--no-execute"]) == 0
+    path = course.notebook_file("solutions", A, root)
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[0].source += "\nA sentence the instructor added in JupyterLab."
+    nbformat.write(nb, path)
+    later = course.source_file(A, root).stat().st_mtime + 60
+    os.utime(path, (later, later))
+    capsys.readouterr()
+    assert course.main(["--course", str(root), "release", A, "--no-execute"]) == 1
+    err = capsys.readouterr().err
+    assert f"solutions/{A}/{A}.ipynb was edited after its source solutions/{A}/{A}.pct.py (cell 0 differs)" in err
+    assert "--force" in err and "instructor added" in path.read_text()
+    assert course.main(["--course", str(root), "release", A, "--no-execute", "--force"]) == 0
+    assert "instructor added" not in path.read_text()
+    os.utime(path, (later + 60, later + 60))  # newer but the same cells: nothing to lose, released
+    assert course.main(["--course", str(root), "release", A, "--no-execute"]) == 0
