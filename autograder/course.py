@@ -641,24 +641,22 @@ def autograde_one(root: Path, name: str, student: str, timeout: float, limits=No
                   cell_timeout: int | None = None, threads: int | None = None) -> dict:
     """Autograde one submission (in the sandbox when `limits` are given); failures come back with their reason.
 
-    Two runs: nbgrader runs the notebook in its kernel, for the outputs, the plots and the
-    written answers the instructor reads; then the grade is decided outside that kernel
-    (`minbert_lib.grading.grader`): the student's solution cells run in a fresh sandboxed
+    Two runs, at the same time: nbgrader runs the notebook in its kernel, for the outputs, the
+    plots and the written answers the instructor reads; and the grade is decided outside that
+    kernel (`minbert_lib.grading.grader`): the student's solution cells run in a fresh sandboxed
     process and the course's tests run in the grader's own, so nothing a cell does to its
-    kernel changes the grade. The outside grade replaces nbgrader's test scores.
+    kernel changes the grade. The outside grade replaces nbgrader's test scores. The kernel and
+    the runner share the submission's bounds (`split_limits`) and its `threads`.
 
     Nothing here writes the course's gradebook: nbgrader records into a private copy, and the
     row's "gradebook" entry carries what `gradebook.record` then writes (see `autograde`), so
-    many of these can run at once, on this machine or on others. Student code gets `threads`
-    threads (default: `grading_threads()`).
+    many of these can run at once, on this machine or on others.
     """
     import nbformat
 
-    from autograder.kit_only import KIT_ENV
-
     row = {"student": student, "assignment": name, "score": 0.0, "auto_max": 0.0, "status": "ok", "reason": "",
            "sandboxed": limits is not None}
-    threads = threads or grading_threads()
+    each = max(1, (threads or grading_threads()) // 2)  # threads for the kernel and for the runner
     source = nbformat.read(notebook_file("solutions", name, root), as_version=4)
     tests = grade_cells(source, "code")
     row["auto_max"] = sum(tests.values())
@@ -671,34 +669,20 @@ def autograde_one(root: Path, name: str, student: str, timeout: float, limits=No
                               submitted)
     except Exception as err:  # any unreadable file: grade it 0 and say why
         return failed(root, row, f"not a readable notebook ({type(err).__name__})")
-    args = ["autograde", name, "--student", student, "--create", "--force"]
-    if cell_timeout:
-        args.append(f"--Execute.timeout={cell_timeout}")
-    kernel_note = None
-    bounds = submission_bounds(limits, student, name)
+    kernel_limits, runner_limits = split_limits(limits, student, name)
+    kernel_bounds = submission_bounds(kernel_limits, student, f"{name}-kernel")
+    runner_bounds = submission_bounds(runner_limits, student, f"{name}-runner")
     try:
-        with tempfile.TemporaryDirectory(prefix="minbert-grade-") as tmp:
-            private_db = gradebook.private_copy(root, Path(tmp) / "gradebook.db")
-            extra, env = sandbox_args(Path(tmp), limits, bounds) if limits else ([], {})
-            env["OMP_NUM_THREADS"] = str(threads)
-            env[KIT_ENV] = "1"  # nbgrader_config.py refuses autograde without it
-            try:
-                result = nbgrader(*args, *extra, f"--CourseDirectory.db_url={private_db}", root=root, check=False,
-                                  timeout=timeout, env=env)
-            except subprocess.TimeoutExpired:
-                result, kernel_note = None, f"running the notebook took over {timeout:.0f} s and was stopped"
-            finally:
-                if limits:
-                    from autograder import sandbox
-
-                    sandbox.unmount_runtime(Path(tmp) / "run")
-            recorded = gradebook.entries(private_db, name, student)
-        if bounds:
-            bounds.kill()  # whatever the kernel left running; the runner then runs in the same bounds
-        grading = grade_outside(root, name, student, limits, cell_timeout, bounds, threads)
+        with concurrent.futures.ThreadPoolExecutor(1) as beside:
+            outside = beside.submit(grade_outside, root, name, student, runner_limits, cell_timeout,
+                                    runner_bounds, each)
+            result, kernel_note, recorded = run_notebook(root, name, student, timeout, kernel_limits,
+                                                         cell_timeout, each, kernel_bounds)
+            grading = outside.result()
     finally:
-        if bounds:
-            bounds.close()
+        for bounds in (kernel_bounds, runner_bounds):
+            if bounds:
+                bounds.close()
     if result is not None and "before replying to kernel_info" in result.stderr:  # the grader's problem
         return {**row, "status": "error", "reason": f"the kernel did not start: {last_error_line(result.stderr)}"}
     if result is not None and ("DeadKernelError" in result.stderr or "Kernel died" in result.stderr):
@@ -722,6 +706,47 @@ def autograde_one(root: Path, name: str, student: str, timeout: float, limits=No
     answer_key = any("reference implementation" in f for f in failures)
     row["status"] = "flagged" if flags or answer_key or kernel_note else "ok"
     return row
+
+
+def split_limits(limits, student: str, name: str):
+    """The sandbox limits of a submission's kernel and of its runner, which run at the same time:
+    half the submission's memory each, and each its own user, so that a fork bomb in one (the
+    process limit counts one user's processes) cannot starve the other. (None, None) unsandboxed."""
+    if limits is None:
+        return None, None
+    from autograder import sandbox
+
+    half, uid = limits.submission_memory_mib // 2, sandbox.job_uid(student, name)
+    return (dataclasses.replace(limits, submission_memory_mib=half, uid=uid),
+            dataclasses.replace(limits, submission_memory_mib=half, uid=uid + 1))
+
+
+def run_notebook(root: Path, name: str, student: str, timeout: float, limits, cell_timeout: int | None,
+                 threads: int, bounds=None) -> tuple:
+    """nbgrader's run of the notebook in the sandbox's kernel, recorded in a private gradebook:
+    (nbgrader's CompletedProcess or None, why the run failed or None, what it recorded)."""
+    from autograder.kit_only import KIT_ENV
+
+    args = ["autograde", name, "--student", student, "--create", "--force"]
+    if cell_timeout:
+        args.append(f"--Execute.timeout={cell_timeout}")
+    kernel_note = None
+    with tempfile.TemporaryDirectory(prefix="minbert-grade-") as tmp:
+        private_db = gradebook.private_copy(root, Path(tmp) / "gradebook.db")
+        extra, env = sandbox_args(Path(tmp), limits, bounds) if limits else ([], {})
+        env["OMP_NUM_THREADS"] = str(threads)
+        env[KIT_ENV] = "1"  # nbgrader_config.py refuses autograde without it
+        try:
+            result = nbgrader(*args, *extra, f"--CourseDirectory.db_url={private_db}", root=root, check=False,
+                              timeout=timeout, env=env)
+        except subprocess.TimeoutExpired:
+            result, kernel_note = None, f"running the notebook took over {timeout:.0f} s and was stopped"
+        finally:
+            if limits:
+                from autograder import sandbox
+
+                sandbox.unmount_runtime(Path(tmp) / "run")
+        return result, kernel_note, gradebook.entries(private_db, name, student)
 
 
 def submission_bounds(limits, student: str, name: str):
@@ -869,8 +894,6 @@ def autograde(names: list[str], root: Path = ROOT, students: list[str] | None = 
     stores each result as soon as it is known, so a killed run, started again, grades only what
     is left (and what was resubmitted since); `regrade` grades everything again.
     """
-    from autograder import sandbox
-
     if jobs < 1:
         raise CourseError(f"--jobs must be 1 or more, not {jobs}")
     limits = sandbox_limits(require_sandbox)
@@ -884,8 +907,7 @@ def autograde(names: list[str], root: Path = ROOT, students: list[str] | None = 
                 continue
             row = None if regrade else graded_before(root, name, student)
             if row is None:
-                own_user = dataclasses.replace(limits, uid=sandbox.job_uid(student, name)) if limits else None
-                todo.append((root, name, student, timeout, own_user, cell_timeout, grading_threads(jobs)))
+                todo.append((root, name, student, timeout, limits, cell_timeout, grading_threads(jobs)))
                 continue
             skipped += 1
             print(format_row(row) + "  (graded before)", flush=True)

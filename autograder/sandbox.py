@@ -216,9 +216,10 @@ def command(workdir: Path, runtime: Path, kernel: list[str], limits: Limits,
 
 
 def job_uid(student: str, assignment: str) -> int:
-    """The sandbox's user for one submission graded beside others: its own, from a hash of its name."""
+    """The sandbox's user for one submission graded beside others, from a hash of its name: an
+    even id of JOB_UIDS, for its kernel; the next one is its runner's."""
     digest = hashlib.sha256(f"{student}/{assignment}".encode()).digest()
-    return JOB_UIDS[int.from_bytes(digest[:8], "big") % len(JOB_UIDS)]
+    return JOB_UIDS[int.from_bytes(digest[:8], "big") % (len(JOB_UIDS) // 2) * 2]
 
 
 def user_tasks() -> int:

@@ -69,7 +69,8 @@ def test_jobs_and_a_dask_cluster_give_the_serial_grades(released, capsys):
 
 def test_each_submission_graded_at_once_runs_as_its_own_user():
     users = {sandbox.job_uid(student, A) for student in ("alice", "bob", "carol", "dave")}
-    assert len(users) == 4 and all(uid in sandbox.JOB_UIDS for uid in users)
+    assert len(users) == 4 and all(uid in sandbox.JOB_UIDS and uid + 1 in sandbox.JOB_UIDS for uid in users)
+    assert all(uid % 2 == 0 for uid in users)  # uid for the kernel, uid + 1 for the runner
     assert sandbox.job_uid("alice", A) == sandbox.job_uid("alice", A)
 
 
