@@ -81,11 +81,13 @@ zoo: setup
 load-test: setup
 	MINBERT_LOAD_TEST_ALL=1 PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q tests/test_grading_load.py
 
-# Speed against transformers, one cpu epoch, autograding time (not part of `make test`):
+# Speed against transformers, one cpu epoch, autograding time, class grading, notebook memory (not part of `make test`):
 # writes benchmarks/results/*.md, which benchmarks/README.md and the README quote.
 .PHONY: bench
 bench: setup
 	$(BIN)/python -m benchmarks.bench_model
 	$(BIN)/python -m benchmarks.bench_epoch $(if $(SHARED_DATA),--data-dir $(SHARED_DATA))
 	$(BIN)/python -m benchmarks.bench_bf16_accuracy $(if $(SHARED_DATA),--data-dir $(SHARED_DATA))
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m benchmarks.bench_autograde
+	PATH="$(abspath $(BIN)):$$PATH" $(if $(SHARED_DATA),MINBERT_DATA_DIR=$(SHARED_DATA)) $(BIN)/python -m benchmarks.bench_autograde
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m benchmarks.bench_parallel_grading
+	PATH="$(abspath $(BIN)):$$PATH" $(if $(SHARED_DATA),MINBERT_DATA_DIR=$(SHARED_DATA)) $(BIN)/python -m benchmarks.bench_notebook_memory
