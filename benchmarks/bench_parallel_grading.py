@@ -3,8 +3,8 @@
 Copies the course into a temporary folder, releases the assignments, collects a class of
 students who all hand in the reference solution (every test runs to the end: the slowest
 case), grades the class serially, then again with `--jobs`, and projects the time for a class
-of `--project-students` on `--project-cores` cores (jobs of `cores / jobs` cores each, the
-parallel efficiency measured here, no slower per core).
+of `--project-students` on `--project-cores` cores: as many jobs as copies of this machine fit,
+each as fast as a serial run here (the cores are assumed to scale; this machine cannot show it).
 
     python -m benchmarks.bench_parallel_grading [--students 20] [--jobs 2] [--assignments A ...]
 """
@@ -59,8 +59,8 @@ def main() -> None:
     submissions = args.students * len(args.assignments)
     efficiency = serial / parallel / min(args.jobs, cores)  # 1.0: each job as fast as a serial one
     per_submission = serial / args.students  # seconds for one student's notebooks, alone on the machine
-    projected_jobs = args.project_cores * args.jobs // cores  # the same cores per job as here
-    projected = args.project_students * per_submission / (projected_jobs * efficiency)
+    projected_jobs = max(1, args.project_cores // cores)  # each job with as many cores as this machine
+    projected = args.project_students * per_submission / projected_jobs
     lines = machine_header(f"Grading a class of {args.students}: serial against --jobs {args.jobs}")
     lines += [f"Each student hands in the reference solution of {', '.join(args.assignments)} "
               f"({submissions} notebooks in all), graded in the sandbox, `--regrade`.", "",
@@ -70,7 +70,7 @@ def main() -> None:
               "",
               f"Parallel efficiency on {cores} cores: {efficiency:.2f} (1.0 = each job as fast as a serial run).",
               f"Projected: {args.project_students} students on {args.project_cores} cores "
-              f"(--jobs {projected_jobs}, {cores // args.jobs or 1} core(s) per job, this efficiency): "
+              f"(--jobs {projected_jobs}, {cores} cores per job, each as fast as a serial run here): "
               f"{projected / 60:.0f} minutes for these notebooks."]
     if args.full_submission_seconds:
         full = projected * args.full_submission_seconds / per_submission
