@@ -900,18 +900,22 @@ def autograde(names: list[str], root: Path = ROOT, students: list[str] | None = 
     submitted = root / "autograder" / "submitted"
     if not students:
         students = sorted(p.name for p in submitted.iterdir() if p.is_dir()) if submitted.is_dir() else []
-    rows, skipped, todo = [], 0, []
+    rows, skipped, todo, threads = [], 0, [], grading_threads(jobs)
     for student in students:
         for name in names:
             if not (submitted / student / name).is_dir():
                 continue
             row = None if regrade else graded_before(root, name, student)
             if row is None:
-                todo.append((root, name, student, timeout, limits, cell_timeout, grading_threads(jobs)))
+                todo.append((root, name, student, timeout, limits, cell_timeout, threads))
                 continue
             skipped += 1
             print(format_row(row) + "  (graded before)", flush=True)
             rows.append(row)
+    # What the jobs import, imported here first: a thread can otherwise get one of nbgrader's
+    # modules half-initialised while another thread imports it (an ImportError seen with --jobs).
+    import nbgrader.api  # noqa: F401
+    import autograder.kit_only  # noqa: F401
     for row in run_jobs(grade_job, todo, jobs, scheduler):
         record = row.pop("gradebook", None)
         if record is not None:
