@@ -4,9 +4,10 @@
   Jupyter and nbgrader both start the kernel in the notebook's own folder, so this works
   the same in `notebooks/`, in a student's download folder and in nbgrader's
   `autograded/` folders. `MINBERT_ASSIGNMENT_DIR` overrides it.
-- `quick_mode()`: True while nbgrader validates or autogrades (it sets
-  `NBGRADER_EXECUTION` in the kernel), or when a student sets `MINBERT_QUICK=1`.
-  Training cells use it to train briefly instead of for real.
+- `training_budget()`: how long the training cells of 04-06 train. "grading" while nbgrader
+  validates or autogrades (it sets `NBGRADER_EXECUTION` in the kernel): just enough for the
+  tests, so that a whole submission grades in about a minute; "quick" when a student sets
+  `MINBERT_QUICK=1`: a few minutes, with results that already mean something; else "full".
 - `autocast()`: bfloat16 mixed precision where the CPU supports it (AMX or AVX-512 BF16),
   which trains two to four times faster; elsewhere it changes nothing.
 - `runs_dir()`: where `minbert train` and `minbert reproduce` write their run folders
@@ -31,11 +32,16 @@ def assignment_dir() -> Path:
     return Path(os.environ.get(ASSIGNMENT_DIR_ENV) or Path.cwd())
 
 
-def quick_mode() -> bool:
-    """Whether training cells should run their short version (autograding, or MINBERT_QUICK=1)."""
+BUDGETS = ("grading", "quick", "full")  # shortest first
+
+
+def training_budget() -> str:
+    """'grading' under nbgrader, 'quick' when MINBERT_QUICK=1, else 'full' (see the module's docstring)."""
     if os.environ.get(NBGRADER_ENV):
-        return True
-    return os.environ.get(QUICK_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+        return "grading"
+    if os.environ.get(QUICK_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
+        return "quick"
+    return "full"
 
 
 def autocast():

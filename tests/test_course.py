@@ -317,16 +317,17 @@ def test_validate_fails_when_a_test_fails(graded, capsys):
 
 # --- the notebook helpers --------------------------------------------------------------------------
 
-def test_quick_mode_follows_nbgrader_and_the_student_switch(monkeypatch):
+def test_training_budget_follows_nbgrader_and_the_student_switch(monkeypatch):
     monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
     monkeypatch.delenv("MINBERT_QUICK", raising=False)
-    assert not notebook.quick_mode()
+    assert notebook.training_budget() == "full"
     monkeypatch.setenv("MINBERT_QUICK", "1")
-    assert notebook.quick_mode()
+    assert notebook.training_budget() == "quick"
     monkeypatch.setenv("MINBERT_QUICK", "0")
-    assert not notebook.quick_mode()
-    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
-    assert notebook.quick_mode()
+    assert notebook.training_budget() == "full"
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")  # grading wins over the student's switch
+    monkeypatch.setenv("MINBERT_QUICK", "1")
+    assert notebook.training_budget() == "grading"
 
 
 def test_assignment_dir_is_the_working_folder_unless_set(monkeypatch, tmp_path):

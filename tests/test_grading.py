@@ -198,3 +198,24 @@ def test_collect_gives_a_submission_the_releases_grade_cells(tmp_path):
 def test_only_the_object_under_test_must_not_be_the_answer_key():
     assert grader.names_under_test("checks.check_train_step(train_step, SentimentClassifier, seed=1)\n"
                                    "x = merge_heads(split_heads(y, 2))") == {"train_step", "merge_heads", "split_heads"}
+
+
+def test_only_course_cells_whose_results_a_test_reads_run_whole():
+    """Training that no test reads costs the runner nothing; what a test reads is computed."""
+    def cell(source, grade_id=None, kind=None):
+        meta = {"solution": kind == "solution", "grade": kind == "tests", "grade_id": grade_id} if kind else {}
+        return nbformat.v4.new_code_cell(source, metadata={"nbgrader": meta} if meta else {})
+
+    source = nbformat.v4.new_notebook(cells=[
+        cell("tokenizer = make_tokenizer()\n\ndef encode(texts):\n    return tokenizer(texts)"),  # encode needs it
+        cell("def train(model):\n    batch = encode(['a'])\n    return model(batch)", "train", "solution"),
+        cell("batch = encode(['warm-up'])\nlosses = [train(m) for m in range(3)]\nprint([loss for loss in losses])"),
+        cell("loss = 0.0\nfor step in range(2):\n    loss += train(step)\nscores = {}\nscores['final'] = loss"),
+        cell("checks.check_loss(scores['final'])", "test_loss", "tests"),
+    ])
+    solutions = {"train": source.cells[1].source}
+    whole = {label for label, code, course in grader.runner_cells(source, solutions)
+             if course and code.strip() == source.cells[int(label.split()[-1]) - 1].source.strip()}
+    # cell 3 binds `batch` (also a local name of `train`) and `loss` (only inside a comprehension):
+    # neither is what the test reads, so its warm-up training is left out; cell 4 fills `scores`
+    assert whole == {"course cell 1", "course cell 4"}

@@ -24,6 +24,7 @@ import json
 import keyword
 import os
 import re
+import symtable
 import sys
 import time
 import tokenize
@@ -178,14 +179,24 @@ def defined_names(source: str) -> set[str]:
 
 
 def loaded_names(source: str) -> set[str]:
+    """The global names a piece of code reads: at its top level, and inside its functions, classes
+    and comprehensions where no local binding hides them (a function's own `batch` is not the
+    notebook's `batch`)."""
     try:
-        tree = ast.parse(source)
+        table = symtable.symtable(source, "<cell>", "exec")
     except SyntaxError:
         return set()
-    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    names, scopes = set(), [table]
+    while scopes:
+        scope = scopes.pop()
+        top = scope.get_type() == "module"
+        names.update(s.get_name() for s in scope.get_symbols() if s.is_referenced() and (top or s.is_global()))
+        scopes.extend(scope.get_children())
+    return names
 
 
-DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+NAMED_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+DEFINITIONS = (ast.Import, ast.ImportFrom) + NAMED_DEFINITIONS
 
 
 def definitions_only(source: str) -> str:
@@ -213,7 +224,7 @@ def runner_cells(source: dict, solutions: dict[str, str],
         if role(cell) == "solution" or (role(cell) == "tests" and (
                 only is None or nbgrader_meta(cell).get("grade_id") in only)):
             needed |= loaded_names(code)
-        elif cell_assigns(code) & needed:
+        elif cell_assigns(code) & (needed | read_by_needed_definitions(code, needed)):
             full.add(index)
             needed |= loaded_names(code)
         else:
@@ -232,6 +243,22 @@ def runner_cells(source: dict, solutions: dict[str, str],
     return program
 
 
+def read_by_needed_definitions(source: str, needed: set[str]) -> set[str]:
+    """The global names read by the functions and classes a cell defines that later cells need,
+    and by those they call: `encode` reads the `tokenizer` its own cell makes."""
+    definitions = {node.name: loaded_names(ast.unparse(node)) for node in ast.parse(source).body
+                   if isinstance(node, NAMED_DEFINITIONS)}
+    wanted, reads = set(), set()
+    pending = [name for name in definitions if name in needed]
+    while pending:
+        name = pending.pop()
+        if name not in wanted:
+            wanted.add(name)
+            reads |= definitions[name]
+            pending.extend(n for n in definitions[name] if n in definitions)
+    return reads
+
+
 def cell_assigns(source: str) -> set[str]:
     """Names a cell's working statements (not defs, classes or imports) bind or change at its top
     level: `x = ...`, `x[key] = ...`, `x.attr = ...`, `x += ...`, `x.append(...)`."""
@@ -240,8 +267,10 @@ def cell_assigns(source: str) -> set[str]:
     for node in tree.body:
         if isinstance(node, DEFINITIONS):
             continue
+        loop_variables = {id(target) for comp in ast.walk(node) if isinstance(comp, ast.comprehension)
+                          for target in ast.walk(comp.target)}  # `x` of `[... for x in ...]` is the comprehension's own
         for inner in ast.walk(node):
-            if isinstance(inner, ast.Name) and isinstance(inner.ctx, ast.Store):
+            if isinstance(inner, ast.Name) and isinstance(inner.ctx, ast.Store) and id(inner) not in loop_variables:
                 names.add(inner.id)
             elif isinstance(inner, (ast.Subscript, ast.Attribute)) and isinstance(inner.ctx, ast.Store):
                 names.add(root_name(inner))
