@@ -45,6 +45,7 @@ WARMUP_FRACTION = 0.1
 
 @dataclass
 class TrainSettings:
+    """One run, by name: what `minbert train`'s options say (settings.json keeps it)."""
     experiment: str = "best"
     preset: str = "cpu"
     seed: int = 0

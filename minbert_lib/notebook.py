@@ -20,8 +20,6 @@ from pathlib import Path
 
 import torch
 
-from minbert_lib.device import bf16_supported
-
 ASSIGNMENT_DIR_ENV = "MINBERT_ASSIGNMENT_DIR"
 QUICK_ENV = "MINBERT_QUICK"
 NBGRADER_ENV = "NBGRADER_EXECUTION"
@@ -42,6 +40,8 @@ def quick_mode() -> bool:
 
 def autocast():
     """A context in which matmuls run in bfloat16 on CPUs that support it; a no-op elsewhere."""
+    from minbert_lib.train import bf16_supported
+
     if bf16_supported(torch.device("cpu")):
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()

@@ -23,24 +23,25 @@ from tqdm.auto import tqdm
 from minbert_lib import distributed
 from minbert_lib.batching import TaskDataset, batch_to
 from minbert_lib.errors import TrainingInterrupted
+from minbert_lib.experiments import Experiment
 from minbert_lib.losses import TASK_LOSSES, cosent_loss, multiple_negatives_ranking_loss
 from minbert_lib.multitask import MAX_SIMILARITY, MultitaskBert
 from minbert_lib.predictions import paraphrase_logits
 from minbert_lib.runs import LAST, eval_record, save_best, save_checkpoint, write_json
 from minbert_lib.schedules import Schedule, Step, TaskStream
 
-# The notebooks import these from here; they live in the modules named.
-from minbert_lib.batching import mnr_batches  # noqa: E402,F401
-from minbert_lib.data import limited  # noqa: E402,F401
-from minbert_lib.device import bf16_supported  # noqa: E402,F401
-from minbert_lib.predictions import predict  # noqa: E402,F401
+# The notebooks and notebook.py import these from here; they live in the modules named.
+from minbert_lib.batching import mnr_batches  # noqa: F401
+from minbert_lib.data import limited  # noqa: F401
+from minbert_lib.device import bf16_supported  # noqa: F401
+from minbert_lib.predictions import predict  # noqa: F401
 
 GRAD_CLIP_NORM = 1.0
 
 
 # --- one step ---------------------------------------------------------------------
 
-def task_loss(model: MultitaskBert, task: str, batch: dict, experiment) -> torch.Tensor:
+def task_loss(model: MultitaskBert, task: str, batch: dict, experiment: Experiment) -> torch.Tensor:
     """The loss of one task on one batch (heads return logits or raw scores; see losses.py)."""
     labels = batch["labels"]
     if task == "sst":
@@ -61,7 +62,8 @@ class StepLoss(torch.nn.Module):
     multiple-negatives ranking loss on a batch of positive pairs.
     """
 
-    def __init__(self, model: MultitaskBert, experiment=None, weights: dict[str, float] | None = None):
+    def __init__(self, model: MultitaskBert, experiment: Experiment | None = None,
+                 weights: dict[str, float] | None = None):
         super().__init__()
         self.model = model
         self.experiment = experiment
@@ -105,7 +107,7 @@ class Learner:
     train_sets: dict[str, TaskDataset]         # what a step's example indices point into, per task
     device: torch.device
     use_bf16: bool
-    trainable: list = field(init=False)        # the parameters to clip, fixed once frozen layers are frozen
+    trainable: list = field(init=False)        # the parameters that train (make the Learner after freezing)
 
     def __post_init__(self):
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
