@@ -14,8 +14,9 @@ import tempfile
 import time
 
 from benchmarks.common import machine_header, write_report
-from minbert_lib.experiments import PRESETS, Preset
-from minbert_lib.train import TrainSettings, load_best_scores, train
+from minbert_lib.build import TrainSettings, train
+from minbert_lib.experiments import Preset
+from minbert_lib.runs import load_best_scores
 
 CHECK = Preset("bf16-check", epochs=1, batch_size=32, lr=5e-5, max_length=64, train_limit=4000,
                dev_limit=1101, train_eval_sample=200)
@@ -28,7 +29,6 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/bf16-accuracy.md")
     args = parser.parse_args()
 
-    PRESETS[CHECK.name] = CHECK
     seeds = [int(s) for s in args.seeds.split(",")]
     accuracy: dict[bool, list[float]] = {False: [], True: []}
     seconds: dict[bool, list[float]] = {False: [], True: []}
@@ -37,7 +37,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as run_dir:
                 started = time.perf_counter()
                 train(TrainSettings(experiment="M0", preset=CHECK.name, seed=seed, run_dir=run_dir,
-                                    data_dir=args.data_dir, bf16=bf16, progress=False))
+                                    data_dir=args.data_dir, bf16=bf16, progress=False), preset=CHECK)
                 seconds[bf16].append(time.perf_counter() - started)
                 accuracy[bf16].append(load_best_scores(run_dir)["sst_accuracy"])
 

@@ -19,23 +19,25 @@ from tqdm import tqdm
 
 from benchmarks.common import machine_header, write_report
 from minbert_lib.batching import BucketBatchSampler, token_counts
+from minbert_lib.build import (TrainSettings, build_datasets, build_model, load_examples, make_lr_schedule,
+                               make_optimizer)
+from minbert_lib.device import bf16_supported, seed_everything
 from minbert_lib.experiments import get_experiment, get_preset
-from minbert_lib.schedules import SCHEDULES, TaskStream, schedule_tasks
+from minbert_lib.schedules import Schedule, TaskStream, named_schedule
 from minbert_lib.tokenizer import Tokenizer
-from minbert_lib.train import (StepLoss, TrainSettings, bf16_supported, build_datasets, build_model,
-                               collate_shard, load_examples, make_optimizer, optimisation_step, seed_everything)
+from minbert_lib.train import Learner, StepLoss, train_step
 
 # pool_batches: None = the trainer's sampler as it is; a pool of one batch sorts nothing
 SAMPLERS = {"bucketed": None, "random batches": 1}
 
 
-def epoch_steps(datasets: dict, schedule: str, batch_size: int, pool_batches: int | None) -> list[dict]:
+def epoch_steps(datasets: dict, schedule: Schedule, batch_size: int, pool_batches: int | None) -> list[dict]:
     """Every step of the first epoch: [{task: indices}]."""
     pool = {} if pool_batches is None else {"pool_batches": pool_batches}
     streams = {task: TaskStream(BucketBatchSampler(datasets[task]["train"].lengths, batch_size, seed=0,
                                                    **pool).batches)
-               for task in schedule_tasks(schedule)}
-    return list(SCHEDULES[schedule](streams))
+               for task in schedule.tasks}
+    return list(schedule.epoch(streams))
 
 
 def step_token_counts(datasets: dict, step: dict) -> tuple[int, int]:
@@ -44,11 +46,11 @@ def step_token_counts(datasets: dict, step: dict) -> tuple[int, int]:
     return sum(real for real, _ in counts), sum(padded for _, padded in counts)
 
 
-def run_steps(steps, datasets, step_loss, optimizer, parameters, use_bf16) -> float:
+def run_steps(learner: Learner, steps) -> float:
+    """Seconds the trainer's optimizer steps on these steps' batches take."""
     started = time.perf_counter()
     for step in steps:
-        batches = {task: collate_shard(datasets[task]["train"], indices) for task, indices in step.items()}
-        optimisation_step(step_loss, optimizer, parameters, batches, torch.device("cpu"), use_bf16)
+        train_step(learner, step)
     return time.perf_counter() - started
 
 
@@ -68,21 +70,21 @@ def main() -> None:
     settings = TrainSettings(experiment=args.experiment, preset="cpu", data_dir=args.data_dir)
     model = build_model(settings, experiment, preset, tokenizer).train()
     optimizer = make_optimizer(model, preset.lr)
-    step_loss = StepLoss(model, experiment)
     use_bf16 = preset.bf16 and bf16_supported(torch.device("cpu"))
-    parameters = list(model.parameters())
+    schedule = named_schedule(experiment.schedule)
+    learner = Learner(model, StepLoss(model, experiment), optimizer, make_lr_schedule(optimizer, "constant", 1),
+                      {task: datasets[task]["train"] for task in schedule.tasks}, torch.device("cpu"), use_bf16)
 
-    plans = {name: epoch_steps(datasets, experiment.schedule, preset.batch_size, pool)
-             for name, pool in SAMPLERS.items()}
+    plans = {name: epoch_steps(datasets, schedule, preset.batch_size, pool) for name, pool in SAMPLERS.items()}
     counts = {name: [step_token_counts(datasets, step) for step in steps] for name, steps in plans.items()}
-    run_steps(plans["bucketed"][:3], datasets, step_loss, optimizer, parameters, use_bf16)  # warm-up
+    run_steps(learner, plans["bucketed"][:3])  # warm-up
 
     chunk = max(1, args.steps // 3)
     rates = {name: [] for name in plans}  # real tokens per second, one value per chunk
     for round_number in range(3):
         for name, steps in plans.items():
             picked = range(3 + round_number * chunk, 3 + (round_number + 1) * chunk)
-            seconds = run_steps([steps[i] for i in picked], datasets, step_loss, optimizer, parameters, use_bf16)
+            seconds = run_steps(learner, [steps[i] for i in picked])
             rates[name].append(sum(counts[name][i][0] for i in picked) / seconds)
 
     lines = machine_header(f"One `cpu` epoch of {args.experiment} ({experiment.schedule}, batch "
@@ -100,7 +102,7 @@ def main() -> None:
     if args.full:
         steps = plans["bucketed"]
         started = time.perf_counter()
-        run_steps(tqdm(steps, desc="full bucketed epoch"), datasets, step_loss, optimizer, parameters, use_bf16)
+        run_steps(learner, tqdm(steps, desc="full bucketed epoch"))
         minutes = (time.perf_counter() - started) / 60
         lines += ["", f"Full bucketed epoch, trained: {minutes:.1f} min "
                   f"({sum(r for r, _ in counts['bucketed']) / (minutes * 60):,.0f} real tokens/s)."]

@@ -187,3 +187,22 @@ def real_token_fraction(dataset: TaskDataset, batches: Iterable[Sequence[int]]) 
     """Share of real tokens (not padding) in the padded tensors these batches of `dataset` make."""
     counts = [token_counts(dataset, batch) for batch in batches]
     return sum(real for real, _ in counts) / sum(padded for _, padded in counts)
+
+
+def mnr_batches(examples: list[Example], batch_size: int, seed: int) -> list[list[int]]:
+    """Shuffled batches of sentence pairs in which no sentence occurs twice (a repeat would be a false
+    negative of the multiple-negatives ranking loss)."""
+    order = np.random.default_rng(seed).permutation(len(examples)).tolist()
+    batches, pending = [], order
+    while pending:
+        batch, seen, deferred = [], set(), []
+        for index in pending:
+            texts = {examples[index].text.lower().strip(), examples[index].text_b.lower().strip()}
+            if len(batch) < batch_size and not texts & seen:
+                batch.append(index)
+                seen |= texts
+            else:
+                deferred.append(index)
+        batches.append(batch)
+        pending = deferred
+    return [b for b in batches if len(b) > 1]  # one pair alone has no in-batch negative

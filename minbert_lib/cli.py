@@ -113,7 +113,7 @@ def cmd_export_leaderboard(args: argparse.Namespace) -> None:
 
 
 def settings_from(args: argparse.Namespace, experiment: str, run_dir=None):
-    from minbert_lib.train import TrainSettings
+    from minbert_lib.build import TrainSettings
 
     return TrainSettings(experiment=experiment, preset=args.preset, seed=args.seed, model=args.model,
                          run_dir=None if run_dir is None else str(run_dir), data_dir=args.data_dir, device=args.device,
@@ -123,10 +123,10 @@ def settings_from(args: argparse.Namespace, experiment: str, run_dir=None):
 
 def cmd_train(args: argparse.Namespace) -> None:
     """Train one named experiment; rerunning the same command resumes an interrupted run."""
+    from minbert_lib.build import train
     from minbert_lib.evaluate import MultitaskScores
-    from minbert_lib.train import load_best_scores, train
-
     from minbert_lib.experiments import REPORT_BEST_ROW, REPORT_DEV
+    from minbert_lib.runs import load_best_scores
 
     run_dir = train(settings_from(args, args.experiment, args.run_dir))
     scores = load_best_scores(run_dir)
@@ -143,8 +143,9 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_reproduce(args: argparse.Namespace) -> None:
     """Train the report's ablation rows in turn (finished rows are kept) and write Table 2 and the findings."""
+    from minbert_lib.build import definition, train
     from minbert_lib.experiments import EXPERIMENTS, parse_rows
-    from minbert_lib.train import changed_since, load_best_scores, load_minutes, train, write_json
+    from minbert_lib.runs import changed_since, load_best_scores, load_minutes, write_json
 
     out = Path(args.out or f"runs/reproduce-{args.preset}-seed{args.seed}")
     if out.exists() and not out.is_dir():
@@ -152,7 +153,7 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     rows = []
     for name in parse_rows(args.rows):
         run_dir = out / name
-        changed = changed_since(run_dir, settings_from(args, name, run_dir))
+        changed = changed_since(run_dir, definition(settings_from(args, name, run_dir)))
         if changed:  # a row trained under an older definition: keep it aside, train it again
             aside = run_dir.with_name(f"{name}.old")
             shutil.rmtree(aside, ignore_errors=True)
@@ -213,9 +214,8 @@ def cmd_findings(args: argparse.Namespace) -> None:
 
 def cmd_seeds(args: argparse.Namespace) -> None:
     """Runs of one experiment and preset with different seeds: their best dev scores and mean +- sd."""
-
     from minbert_lib.plots import seeds_markdown
-    from minbert_lib.train import load_best_scores, load_minutes
+    from minbert_lib.runs import load_best_scores, load_minutes
 
     rows, definitions = [], set()
     for run in map(Path, args.runs):

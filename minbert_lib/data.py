@@ -25,6 +25,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from minbert_lib.download import sha256_of
 from minbert_lib.errors import DataError
 from minbert_lib.registry import FILES, DataFile, data_file
@@ -184,6 +186,14 @@ def load_split(task: str, split: str, data_dir: str | Path | None = None) -> lis
     if result.partial_warning():
         warnings.warn(f"{result.path} is a partial file: {result.partial_warning()}", DataWarning, stacklevel=2)
     return result.examples
+
+
+def limited(examples: list[Example], limit: int | None, seed: int) -> list[Example]:
+    """A seeded random subset of at most `limit` examples (all of them without a limit)."""
+    if limit is None or limit >= len(examples):
+        return examples
+    order = np.random.default_rng(seed).permutation(len(examples))[:limit]
+    return [examples[i] for i in sorted(order)]
 
 
 @dataclass

@@ -12,10 +12,16 @@ run can resume exactly. The schedules of the report:
          batch of each task; the larger datasets resume next epoch where they stopped.
 
 Each step yields {task: batch indices}; the trainer sums the tasks' losses.
+The trainer takes a `Schedule`: the tasks it trains, one epoch's steps and how
+many there are. `named_schedule("TM1")` gives one of the report's; a script can
+make its own (results/data_curve.py trains Quora alone).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Iterator
+
+from minbert_lib.errors import ConfigError
 
 BatchPlan = list[list[int]]  # one pass over a dataset: a list of batches of example indices
 
@@ -98,3 +104,18 @@ def steps_per_epoch(schedule: str, streams: dict[str, TaskStream]) -> int:
 def schedule_tasks(schedule: str) -> tuple[str, ...]:
     """The tasks a schedule trains on."""
     return ("sst",) if schedule == "BL" else ("sst", "quora", "sts")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A schedule as the trainer uses it."""
+    tasks: tuple[str, ...]                                         # the tasks it trains: one stream each
+    epoch: Callable[[dict[str, TaskStream]], Iterator[Step]]       # the steps of one epoch
+    steps_per_epoch: Callable[[dict[str, TaskStream]], int]        # how many steps `epoch` yields
+
+
+def named_schedule(name: str) -> Schedule:
+    """BL, TM1 or TM2 as a Schedule."""
+    if name not in SCHEDULES:
+        raise ConfigError(f"unknown schedule {name!r}: choose one of {list(SCHEDULES)}")
+    return Schedule(schedule_tasks(name), SCHEDULES[name], lambda streams: steps_per_epoch(name, streams))

@@ -13,8 +13,9 @@ writes runs/<task>-curve/e<epochs>-seed<seed>/<examples>/ (ordinary run folders)
 results/<task>-data-curve.md.
 Finished runs are kept: run it again to rebuild the table, or after an interruption.
 
-SST alone is the report's BL schedule. For Quora this script registers one extra schedule
-("quora-only": one pass over Quora per epoch) for itself only; the kit's own schedules are unchanged.
+SST alone is the report's BL schedule. For Quora this script makes one extra schedule ("quora-only": one
+pass over Quora per epoch) and hands it to `train`, with its experiment and presets; it registers nothing,
+and the kit's own schedules, experiments and presets are unchanged.
 Checkpoints are still chosen by the plain mean of the three dev scores, as in every run.
 """
 from __future__ import annotations
@@ -23,8 +24,11 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from minbert_lib import experiments, schedules, train
+from minbert_lib.build import TrainSettings, train
 from minbert_lib.data import load_split
+from minbert_lib.experiments import EXPERIMENTS, PRESETS, Experiment
+from minbert_lib.runs import finished, load_best_scores, load_minutes
+from minbert_lib.schedules import Schedule
 
 TASK_NAMES = {"quora": "Quora", "sst": "SST"}
 SCORE_KEYS = {"quora": "quora_accuracy", "sst": "sst_accuracy"}
@@ -39,23 +43,15 @@ def quora_epoch(streams):
         yield {"quora": quora.next_batch()}
 
 
-def register_quora_only() -> None:
-    schedules.SCHEDULES["quora-only"] = quora_epoch
-    tasks_of, steps_of = train.schedule_tasks, train.steps_per_epoch
-    train.schedule_tasks = lambda name: ("quora",) if name == "quora-only" else tasks_of(name)
-    train.steps_per_epoch = (lambda name, streams: streams["quora"].batches_per_pass if name == "quora-only"
-                             else steps_of(name, streams))
+QUORA_ONLY = Schedule(tasks=("quora",), epoch=quora_epoch,
+                      steps_per_epoch=lambda streams: streams["quora"].batches_per_pass)
 
 
-def register_single_task_experiment(task: str) -> str:
-    """The best recipe trained on `task` alone; returns the experiment's name."""
-    if task == "quora":
-        register_quora_only()
-    name = f"{task.upper()}-ONLY"  # experiment names are upper case (get_experiment upper-cases them)
-    experiments.EXPERIMENTS[name] = dataclasses.replace(
-        experiments.EXPERIMENTS["best"], name=name, description=f"the best recipe's {task} head alone",
+def single_task_experiment(task: str) -> Experiment:
+    """The best recipe trained on `task` alone (its schedule: "quora-only" or BL)."""
+    return dataclasses.replace(
+        EXPERIMENTS["best"], name=f"{task.upper()}-ONLY", description=f"the best recipe's {task} head alone",
         schedule={"quora": "quora-only", "sst": "BL"}[task], mnr=False)
-    return name
 
 
 def main() -> None:
@@ -67,19 +63,20 @@ def main() -> None:
     parser.add_argument("--out", help="the Markdown table (default: results/<task>-data-curve.md)")
     args = parser.parse_args()
 
-    experiment = register_single_task_experiment(args.task)
+    experiment = single_task_experiment(args.task)
+    schedule = QUORA_ONLY if args.task == "quora" else None  # None: the experiment's named schedule (BL)
     task_name = TASK_NAMES[args.task]
     full = len(load_split(args.task, "train", args.data_dir))  # 13,507 Quora pairs in the mirror, 8,544 SST sentences
     rows = []
     for size in (full // 8, full // 4, full // 2, full):
-        preset = f"{args.task}-{size}"
-        experiments.PRESETS[preset] = dataclasses.replace(experiments.PRESETS["cpu"], name=preset, train_limit=size)
+        preset = dataclasses.replace(PRESETS["cpu"], name=f"{args.task}-{size}", train_limit=size)
         run_dir = Path(f"runs/{args.task}-curve/e{args.epochs}-seed{args.seed}") / str(size)
-        if not train.finished(run_dir, args.epochs):
-            train.train(train.TrainSettings(experiment=experiment, preset=preset, seed=args.seed,
-                                            data_dir=args.data_dir, run_dir=str(run_dir), epochs=args.epochs))
-        scores = train.load_best_scores(run_dir)
-        rows.append(f"| {size:,} | {scores[SCORE_KEYS[args.task]]:.3f} | {train.load_minutes(run_dir):.1f} |")
+        if not finished(run_dir, args.epochs):
+            settings = TrainSettings(experiment=experiment.name, preset=preset.name, seed=args.seed,
+                                     data_dir=args.data_dir, run_dir=str(run_dir), epochs=args.epochs)
+            train(settings, experiment=experiment, preset=preset, schedule=schedule)
+        scores = load_best_scores(run_dir)
+        rows.append(f"| {size:,} | {scores[SCORE_KEYS[args.task]]:.3f} | {load_minutes(run_dir):.1f} |")
 
     table = "\n".join([
         f"The {task_name} head alone, `best` recipe without MNR, {args.epochs} epochs, seed {args.seed}; "

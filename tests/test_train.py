@@ -18,9 +18,11 @@ from minbert_lib.multitask import HeadConfig, MultitaskBert
 from minbert_lib.optim import AdamW
 from minbert_lib.errors import ConfigError, MinbertError, TrainingInterrupted
 from minbert_lib.experiments import get_experiment, get_preset
+import minbert_lib.build as build_module
 import minbert_lib.train as train_module
-from minbert_lib.train import (TrainSettings, changed_since, make_lr_schedule, make_optimizer, mnr_batches,
-                               train)
+from minbert_lib.batching import mnr_batches
+from minbert_lib.build import TrainSettings, definition, make_lr_schedule, make_optimizer, train
+from minbert_lib.runs import changed_since
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -135,16 +137,19 @@ def test_linear_schedule_warms_up_for_a_tenth_of_the_steps_then_decays_to_zero()
         rates_before_each_step("cosine", 20, model)
 
 
-def tiny_run(run_dir, **overrides):
-    settings = TrainSettings(**{"experiment": "M8", "preset": "quick", "model": "tiny", "run_dir": str(run_dir),
+def tiny_run(run_dir, experiment=None, schedule=None, **overrides):
+    """A run of the tiny model; `experiment` and `schedule`, where given, stand in for the named ones."""
+    settings = TrainSettings(**{"experiment": experiment.name if experiment else "M8", "preset": "quick", "model": "tiny", "run_dir": str(run_dir),
                                 "data_dir": str(DATA_DIR), "epochs": 2, "progress": False, "bf16": False, **overrides})
-    return train(settings)
+    return train(settings, experiment=experiment, schedule=schedule)
 
 
 def test_run_minutes_cover_setup_and_every_epoch(tmp_path, monkeypatch):
     """A clock that moves one minute per reading: the run's minutes must exceed the sum of its epochs."""
     readings = iter(range(0, 10_000, 60))
-    monkeypatch.setattr(train_module, "time", SimpleNamespace(perf_counter=lambda: next(readings)))
+    clock = SimpleNamespace(perf_counter=lambda: next(readings))
+    monkeypatch.setattr(build_module, "time", clock)  # the run's minutes
+    monkeypatch.setattr(train_module, "time", clock)  # each epoch's seconds
     run = tiny_run(tmp_path / "run")
     epoch_minutes = sum(r["seconds"] for r in json.loads((run / "history.json").read_text())["epochs"]) / 60
     assert epoch_minutes >= 2  # each epoch reads the clock at least twice (more with mid-epoch checkpoints)
@@ -153,15 +158,14 @@ def test_run_minutes_cover_setup_and_every_epoch(tmp_path, monkeypatch):
 
 def test_lr_scale_sets_the_learning_rate_of_the_mnr_pass_and_of_fine_tuning(tmp_path, monkeypatch):
     doubled = dataclasses.replace(get_experiment("M5"), lr_scale=2.0)  # M5 has an MNR pass
-    monkeypatch.setattr(train_module, "get_experiment", lambda name: doubled)
     rates = []
 
     def recording_make_optimizer(model, lr, *args, **kwargs):
         rates.append(lr)
         return make_optimizer(model, lr, *args, **kwargs)
 
-    monkeypatch.setattr(train_module, "make_optimizer", recording_make_optimizer)
-    tiny_run(tmp_path / "run", epochs=1)
+    monkeypatch.setattr(build_module, "make_optimizer", recording_make_optimizer)
+    tiny_run(tmp_path / "run", experiment=doubled, epochs=1)
     assert rates == [2 * get_preset("quick").lr] * 2
 
 
@@ -183,9 +187,8 @@ def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, mo
     """Stopped after epoch 1, then Ctrl-C in the middle of epoch 2, then resumed: the same run as one without a stop.
     The quick preset's TM2 epoch is 24 steps; 2 epochs evaluate and checkpoint every 48 // 8 = 6 steps."""
     scheduled = dataclasses.replace(get_experiment("M8"), lr_schedule=lr_schedule)
-    monkeypatch.setattr(train_module, "get_experiment", lambda name: scheduled)
-    whole = tiny_run(tmp_path / "whole", keep_last=True)
-    tiny_run(tmp_path / "resumed", stop_after_epochs=1)
+    whole = tiny_run(tmp_path / "whole", scheduled, keep_last=True)
+    tiny_run(tmp_path / "resumed", scheduled, stop_after_epochs=1)
     interrupted_history = json.loads((tmp_path / "resumed" / "history.json").read_text())
     assert len(interrupted_history["epochs"]) == 1 and not (tmp_path / "resumed" / "best-dev-scores.json").exists()
     assert not (tmp_path / "resumed" / "minutes.txt").exists()  # written only when the run has finished
@@ -193,9 +196,9 @@ def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, mo
         interrupt_at_step(patch, 11)  # global step 35: the last checkpoint was at step 30
         with pytest.raises(TrainingInterrupted, match="^interrupted at step 34; run the same command again to "
                                                       "resume from step 30$"):
-            tiny_run(tmp_path / "resumed", keep_last=True)
+            tiny_run(tmp_path / "resumed", scheduled, keep_last=True)
     assert torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)["step"] == 30
-    resumed = tiny_run(tmp_path / "resumed", keep_last=True)
+    resumed = tiny_run(tmp_path / "resumed", scheduled, keep_last=True)
     history_a = json.loads((whole / "history.json").read_text())
     history_b = json.loads((resumed / "history.json").read_text())
     for part in ("epochs", "evals"):
@@ -216,7 +219,7 @@ def test_ctrl_c_prints_one_line_saying_where_to_resume(monkeypatch, capsys):
     def interrupted(settings):
         raise TrainingInterrupted("interrupted at step 7; run the same command again to resume from step 6")
 
-    monkeypatch.setattr(train_module, "train", interrupted)
+    monkeypatch.setattr(build_module, "train", interrupted)
     assert cli.main(["train", "--preset", "quick", "--model", "tiny"]) == 130
     assert capsys.readouterr().err == "interrupted at step 7; run the same command again to resume from step 6\n"
 
@@ -248,8 +251,8 @@ def test_learning_curves_have_eight_points_a_floor_and_labelled_axes(tmp_path):
 def test_a_run_folder_of_another_definition_is_neither_resumed_nor_reused(tmp_path):
     tiny_run(tmp_path / "run", stop_after_epochs=1)
     same = TrainSettings(experiment="M8", preset="quick", model="tiny", epochs=2)
-    assert changed_since(tmp_path / "run", same) == []
-    assert changed_since(tmp_path / "run", dataclasses.replace(same, seed=1, epochs=3)) == ["epochs", "seed"]
+    assert changed_since(tmp_path / "run", definition(same)) == []
+    assert changed_since(tmp_path / "run", definition(dataclasses.replace(same, seed=1, epochs=3))) == ["epochs", "seed"]
     with pytest.raises(ConfigError, match="epochs differ"):
         tiny_run(tmp_path / "run", epochs=3)
 
@@ -278,10 +281,10 @@ def test_a_run_saved_before_the_kit_gained_a_setting_counts_as_that_settings_def
     del saved["experiment"]["head_lr_scale"], saved["preset"]["epoch_dev_sample"]  # as an older kit wrote it
     settings_file.write_text(json.dumps(saved))
     same = TrainSettings(experiment="M8", preset="quick", model="tiny", epochs=2)
-    assert changed_since(tmp_path / "run", same) == []
+    assert changed_since(tmp_path / "run", definition(same)) == []
     saved["experiment"]["head_lr_scale"] = 5.0  # a saved value that is not the default still counts
     settings_file.write_text(json.dumps(saved))
-    assert changed_since(tmp_path / "run", same) == ["experiment"]
+    assert changed_since(tmp_path / "run", definition(same)) == ["experiment"]
 
 
 def run_cli(*args, cwd):
@@ -419,7 +422,7 @@ def test_seeds_refuses_mixed_repeated_or_unfinished_runs(tmp_path, capsys):
 
 
 def test_fixed_samples_are_seeded_sorted_and_optional():
-    from minbert_lib.train import fixed_sample
+    from minbert_lib.predictions import fixed_sample
 
     datasets = {task: {"dev": list(range(size))} for task, size in (("sst", 50), ("quora", 500), ("sts", 5))}
     sample = fixed_sample(datasets, "dev", 20, seed=0)
@@ -431,7 +434,7 @@ def test_fixed_samples_are_seeded_sorted_and_optional():
 
 
 def test_data_curve_script_trains_the_quora_head_alone(tmp_path, monkeypatch):
-    """results/data_curve.py registers a Quora-only schedule; a tiny run with it trains Quora and nothing else."""
+    """results/data_curve.py hands train() a Quora-only schedule; a tiny run with it trains Quora and nothing else."""
     import importlib.util
 
     from minbert_lib import experiments, schedules
@@ -439,12 +442,7 @@ def test_data_curve_script_trains_the_quora_head_alone(tmp_path, monkeypatch):
     spec = importlib.util.spec_from_file_location("data_curve", path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    # let monkeypatch undo the registration after the test
-    monkeypatch.setattr(train_module, "schedule_tasks", train_module.schedule_tasks)
-    monkeypatch.setattr(train_module, "steps_per_epoch", train_module.steps_per_epoch)
-    monkeypatch.setitem(schedules.SCHEDULES, "quora-only", None)
-    monkeypatch.setitem(experiments.EXPERIMENTS, "QUORA-ONLY", None)
-    experiment = script.register_single_task_experiment("quora")
+    registries = [dict(schedules.SCHEDULES), dict(experiments.EXPERIMENTS), dict(experiments.PRESETS)]
     steps = []
 
     def recording_step(step_loss, optimizer, parameters, batches, *args, **kwargs):
@@ -453,11 +451,13 @@ def test_data_curve_script_trains_the_quora_head_alone(tmp_path, monkeypatch):
 
     original_step = train_module.optimisation_step
     monkeypatch.setattr(train_module, "optimisation_step", recording_step)
-    run = tiny_run(tmp_path / "run", experiment=experiment, epochs=1)
+    run = tiny_run(tmp_path / "run", script.single_task_experiment("quora"), script.QUORA_ONLY, epochs=1)
     quick = get_preset("quick")
     assert steps == [["quora"]] * (quick.train_limit // quick.batch_size)  # one pass over 384 pairs, 16 a batch
     assert list(json.loads((run / "history.json").read_text())["epochs"][0]["train_loss"]) == ["quora"]
     assert 0.0 <= json.loads((run / "best-dev-scores.json").read_text())["quora_accuracy"] <= 1.0
+    assert json.loads((run / "settings.json").read_text())["experiment"]["schedule"] == "quora-only"
+    assert registries == [schedules.SCHEDULES, experiments.EXPERIMENTS, experiments.PRESETS]  # nothing registered
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -1,0 +1,290 @@
+"""From a TrainSettings of names to the objects the training loop takes, then the loop: `minbert train`.
+
+    run_dir = train(TrainSettings(experiment="M7", preset="cpu"))
+    run_dir = train(settings, experiment=my_experiment, preset=my_preset, schedule=my_schedule)
+
+The names in settings are looked up in experiments.py (Table 2's rows, the presets) and schedules.py;
+an Experiment, Preset or Schedule given to train() is used instead, so that a script can train its own
+without registering it anywhere (its names then only name the run folder). train() checks the settings,
+reuses or resumes the run folder (runs.py), builds the data, model, optimizer and learning-rate schedule,
+runs the loop (train.py) and, once the last epoch is done, writes the best model's predictions
+(predictions.py).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from minbert_lib import distributed
+from minbert_lib.batching import BucketBatchSampler, TaskDataset, mnr_batches
+from minbert_lib.config import preset as config_preset
+from minbert_lib.data import Example, limited, load_split, split_path
+from minbert_lib.device import bf16_supported, pick_device, seed_everything
+from minbert_lib.errors import ConfigError
+from minbert_lib.experiments import Experiment, Preset, get_experiment, get_preset
+from minbert_lib.losses import dataset_share_weights
+from minbert_lib.model import BertModel
+from minbert_lib.multitask import MultitaskBert, freeze_all_but_last
+from minbert_lib.optim import AdamW
+from minbert_lib.predictions import EVAL_TASKS, fixed_sample, score_split, write_best_predictions
+from minbert_lib.runs import (LAST, changed_since, default_run_dir, finished, load_last, new_history,
+                              run_definition, write_json)
+from minbert_lib.schedules import Schedule, TaskStream, named_schedule
+from minbert_lib.tokenizer import Tokenizer
+from minbert_lib.train import Learner, Progress, StepLoss, mnr_pretrain, resume, train_epochs
+
+MIN_CURVE_POINTS = 8  # dev evaluations per run by default
+MNR_MIN_STS_SIMILARITY = 4.0  # STS pairs at least this similar count as positives for MNR
+LR_SCHEDULES = ("constant", "linear")
+WARMUP_FRACTION = 0.1
+
+
+@dataclass
+class TrainSettings:
+    """One run, by name: what `minbert train`'s options say (settings.json keeps it)."""
+    experiment: str = "best"
+    preset: str = "cpu"
+    seed: int = 0
+    model: str = "minilm-l6"          # a weights preset or folder; "tiny" = a random tiny encoder (tests)
+    run_dir: str | None = None        # default: runs/<experiment>-<preset>-seed<seed>
+    data_dir: str | None = None
+    device: str | None = None         # default: cuda, then mps, then cpu
+    bf16: bool | None = None          # None: the preset's choice, where the hardware supports it
+    epochs: int | None = None         # override the preset's epochs
+    stop_after_epochs: int | None = None  # stop early (to test resuming); the run can be resumed
+    progress: bool = True
+    eval_every: int | None = None     # steps between dev evaluations and checkpoints (None: 1/8 of the run; 0: per epoch)
+    keep_last: bool = False           # keep last.pt once the run has finished (it is removed by default)
+
+
+# --- settings -----------------------------------------------------------------------
+
+def epochs_for(settings: TrainSettings, preset: Preset) -> int:
+    """--epochs where it was given, else the preset's."""
+    if settings.epochs is None:
+        return preset.epochs
+    if settings.epochs < 1:
+        raise ConfigError(f"--epochs {settings.epochs}: a run trains at least 1 epoch")
+    return settings.epochs
+
+
+def definition(settings: TrainSettings, experiment: Experiment | None = None, preset: Preset | None = None) -> dict:
+    """The run_definition of these settings (compare it with a run folder's: runs.changed_since)."""
+    experiment = experiment or get_experiment(settings.experiment)
+    preset = preset or get_preset(settings.preset)
+    return run_definition(experiment, preset, epochs_for(settings, preset), settings.model, settings.seed)
+
+
+def eval_interval(settings: TrainSettings, total_steps: int) -> int:
+    """Steps between dev evaluations (and checkpoints) within an epoch: --eval-every, else an eighth of the
+    run's steps, so that every run has at least 8 points per curve; 0 means at the end of each epoch only."""
+    if settings.eval_every is None:
+        return max(1, total_steps // MIN_CURVE_POINTS)
+    return settings.eval_every or total_steps + 1
+
+
+# --- data ---------------------------------------------------------------------------
+
+def pair_encoding_for(task: str, experiment: Experiment) -> str:
+    """Quora goes in one sequence for the cross-encoder head, both ways for cos-cross; every other
+    pair head is a bi-encoder."""
+    if task != "quora":
+        return "bi"
+    return {"cross": "cross", "cos-cross": "both"}.get(experiment.heads.paraphrase_head, "bi")
+
+
+def load_examples(data_dir, preset: Preset, seed: int,
+                  totals: dict | None = None) -> dict[str, dict[str, list[Example] | None]]:
+    """{task: {"train": [...], "dev": [...], "test": [...] or None}}, cut to the preset's limits; `totals`,
+    where given, receives each file's size before the cut as {(task, split): rows}."""
+    examples = {}
+    for task in EVAL_TASKS:
+        splits = {}
+        for split, limit in (("train", preset.train_limit), ("dev", preset.dev_limit), ("test", preset.dev_limit)):
+            path = split_path(task, split, data_dir)
+            if split == "test" and not path.exists():
+                print(f"note: {path.name} is missing: no {task} test predictions")
+                splits[split] = None
+                continue
+            rows = load_split(task, split, data_dir)
+            if totals is not None:
+                totals[(task, split)] = len(rows)
+            splits[split] = limited(rows, limit, seed)
+        examples[task] = splits
+    return examples
+
+
+def build_datasets(examples: dict, experiment: Experiment, preset: Preset, tokenizer: Tokenizer) -> dict:
+    """The same layout as `examples`, each split tokenized once into a TaskDataset."""
+    return {task: {split: None if rows is None else
+                   TaskDataset(rows, tokenizer, pair_encoding_for(task, experiment), preset.max_length)
+                   for split, rows in splits.items()}
+            for task, splits in examples.items()}
+
+
+def mnr_positive_pairs(examples: dict) -> list[Example]:
+    """Positive pairs for MNR: STS train pairs with similarity >= 4 and Quora train duplicates."""
+    sts = [e for e in examples["sts"]["train"] if e.label >= MNR_MIN_STS_SIMILARITY]
+    quora = [e for e in examples["quora"]["train"] if e.label == 1]
+    return sts + quora
+
+
+# --- model, optimizer, learning-rate schedule ----------------------------------------
+
+def build_model(settings: TrainSettings, experiment: Experiment, preset: Preset, tokenizer: Tokenizer) -> MultitaskBert:
+    """The encoder settings.model names (pretrained, or "tiny" and random) under the experiment's heads."""
+    overrides = {}
+    if preset.dropout is not None:
+        overrides["hidden_dropout"] = preset.dropout
+    if settings.model == "tiny":
+        # 6 layers like MiniLM, so that FL2 and FL4 mean the same; hidden 32 keeps it fast
+        encoder = BertModel(config_preset("tiny", vocab_size=tokenizer.vocab_size, num_layers=6,
+                                          max_position_embeddings=512, **overrides))
+    else:
+        encoder = BertModel.from_pretrained(settings.model, **overrides)
+    heads = experiment.heads
+    if preset.dropout is not None:
+        heads = dataclasses.replace(heads, dropout=preset.dropout)
+    return MultitaskBert(encoder, heads)
+
+
+def make_optimizer(model: MultitaskBert, lr: float, layerwise_decay: float = 1.0, head_lr_scale: float = 1.0,
+                   fused: bool = True) -> torch.optim.Optimizer:
+    """AdamW; with layerwise_decay < 1, layer i of L gets lr * decay^(L - i), the embeddings lr * decay^(L+1).
+    The task heads (every parameter outside the encoder) get lr * head_lr_scale: they start from random
+    weights, and at an encoder's learning rate a short run barely moves them.
+
+    fused=True takes torch's fused AdamW, the same update as the kit's AdamW (tests/test_optim.py
+    checks they agree) in one pass over memory instead of about ten: on 2 CPU cores the kit's
+    step costs about 80 ms for MiniLM, the fused one about 13 ms (benchmarks/README.md).
+    """
+    num_layers = len(model.encoder.layers)
+    groups: dict[float, list] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        if name.startswith("encoder.embeddings."):
+            group_lr = lr * layerwise_decay ** (num_layers + 1)
+        elif name.startswith("encoder.layers."):
+            group_lr = lr * layerwise_decay ** (num_layers - int(name.split(".")[2]))
+        elif name.startswith("encoder."):
+            group_lr = lr  # the pooler
+        else:
+            group_lr = lr * head_lr_scale
+        groups.setdefault(group_lr, []).append(param)
+    param_groups = [{"params": params, "lr": group_lr} for group_lr, params in groups.items()]
+    if fused:
+        return torch.optim.AdamW(param_groups, lr=lr, weight_decay=0.01, fused=True)
+    return AdamW(param_groups, lr=lr, weight_decay=0.01)
+
+
+def make_lr_schedule(optimizer: torch.optim.Optimizer, kind: str, total_steps: int):
+    """constant: every group keeps its rate. linear: each rate rises from 0 over the first 10% of
+    `total_steps`, then falls linearly to 0 at the last step, as in BERT's own fine-tuning."""
+    if kind not in LR_SCHEDULES:
+        raise ConfigError(f"lr_schedule={kind!r}: choose one of {LR_SCHEDULES}")
+    warmup = max(1, int(WARMUP_FRACTION * total_steps))
+
+    def factor(step: int) -> float:  # scales every group's base rate before optimizer step `step` + 1
+        if kind == "constant":
+            return 1.0
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+# --- a run -----------------------------------------------------------------------------
+
+def train(settings: TrainSettings, experiment: Experiment | None = None, preset: Preset | None = None,
+          schedule: Schedule | None = None) -> Path:
+    """Train one experiment with one preset; resume from `last.pt` when the run folder has one."""
+    started = time.perf_counter()
+    experiment = experiment or get_experiment(settings.experiment)
+    preset = preset or get_preset(settings.preset)
+    schedule = schedule or named_schedule(experiment.schedule)
+    epochs, device = epochs_for(settings, preset), pick_device(settings.device)  # checked before anything is written
+    if settings.seed < 0:
+        raise ConfigError(f"--seed {settings.seed}: seeds are whole numbers from 0")
+    if settings.eval_every is not None and settings.eval_every < 0:
+        raise ConfigError(f"--eval-every {settings.eval_every}: give a number of steps (0: at each epoch's end only)")
+    run_dir = Path(settings.run_dir) if settings.run_dir else default_run_dir(settings)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--run-dir {run_dir} is a file: give a folder (new or holding a run) for the run")
+    changed = changed_since(run_dir, definition(settings, experiment, preset))
+    if changed and ((run_dir / LAST).exists() or (run_dir / "best-dev-scores.json").exists()):
+        raise ConfigError(f"{run_dir} holds a run whose {', '.join(changed)} differ from this one: resume it "
+                          "with the settings it started with, or give another --run-dir")
+    if not changed and finished(run_dir, epochs):
+        print(f"{run_dir} holds this run, finished: nothing to train (give another --run-dir to train it again)")
+        return run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = distributed.setup(device)
+    want_bf16 = preset.bf16 if settings.bf16 is None else settings.bf16
+    use_bf16 = want_bf16 and bf16_supported(device)
+    lr = preset.lr * experiment.lr_scale
+    main = distributed.is_main_process()
+    show_progress = settings.progress and main
+    if main:
+        write_json(run_dir / "settings.json", {
+            "settings": dataclasses.asdict(settings), "experiment": experiment.to_dict(),
+            "preset": dataclasses.asdict(preset), "device": str(device), "bf16": use_bf16, "epochs": epochs,
+            "processes": distributed.world_size(),
+        })
+
+    seed_everything(settings.seed)
+    tokenizer = Tokenizer.from_pretrained("minilm-l6" if settings.model == "tiny" else settings.model)
+    totals = {}
+    examples = load_examples(settings.data_dir, preset, settings.seed, totals)
+    datasets = build_datasets(examples, experiment, preset, tokenizer)
+    model = build_model(settings, experiment, preset, tokenizer).to(device)
+    streams = {task: TaskStream(BucketBatchSampler(datasets[task]["train"].lengths, preset.batch_size,
+                                                   seed=settings.seed).batches)
+               for task in schedule.tasks}
+    weights = (dataset_share_weights({t: len(datasets[t]["train"]) for t in streams}) if experiment.reweight
+               else {t: 1.0 for t in streams})
+    samples = {"train": fixed_sample(datasets, "train", preset.train_eval_sample, settings.seed),
+               "dev": fixed_sample(datasets, "dev", preset.epoch_dev_sample, settings.seed)}
+    steps = schedule.steps_per_epoch(streams)
+    total_steps = epochs * steps
+    eval_every = eval_interval(settings, total_steps)
+    history = new_history(datasets, samples["dev"], steps, preset.batch_size, eval_every)
+
+    last, notes = load_last(run_dir), {}
+    if last is None and experiment.mnr:
+        pairs = mnr_positive_pairs(examples)
+        notes["mnr_loss"] = mnr_pretrain(
+            model, make_optimizer(model, lr), TaskDataset(pairs, tokenizer, "bi", preset.max_length),
+            [mnr_batches(pairs, preset.batch_size, settings.seed + p) for p in range(preset.mnr_epochs)],
+            device, use_bf16, show_progress)
+    if experiment.freeze_last is not None:
+        freeze_all_but_last(model, experiment.freeze_last)
+    optimizer = make_optimizer(model, lr, experiment.layerwise_lr_decay, experiment.head_lr_scale)
+    learner = Learner(model, distributed.wrap(StepLoss(model, experiment, weights), device),  # after freezing
+                      optimizer, make_lr_schedule(optimizer, experiment.lr_schedule, total_steps),
+                      {task: datasets[task]["train"] for task in streams}, device, use_bf16)
+    progress = Progress(history)
+    if last is not None:
+        progress = resume(learner, streams, last, history, steps)
+        print(f"resuming {run_dir} from step {progress.step} (epoch {progress.epoch + 1}, step "
+              f"{progress.step - progress.epoch * steps} of {steps})")
+
+    def score(split: str) -> dict:  # the scores on the split's fixed sample
+        return score_split(model, datasets, split, preset.batch_size, device, use_bf16, samples[split])["scores"]
+
+    done = train_epochs(learner, streams, schedule, progress, run_dir, score, epochs, eval_every,
+                        settings.stop_after_epochs, show_progress, notes)
+    if done and main:
+        write_best_predictions(run_dir, model, datasets, preset, device, use_bf16, totals)
+        if not settings.keep_last:
+            (run_dir / LAST).unlink(missing_ok=True)  # 271 MB for MiniLM; --keep-last keeps it
+        # wall time of this call, from start to the last prediction file (of the last part, if resumed)
+        (run_dir / "minutes.txt").write_text(f"{(time.perf_counter() - started) / 60:.2f}\n")
+    distributed.barrier()
+    distributed.teardown()
+    return run_dir

@@ -1,0 +1,117 @@
+"""A multitask model's predictions: scores on a split while training, prediction files at the end of a run.
+
+    ids, labels = predict(model, "sst", dataset, batch_size=32, device=device, use_bf16=False)
+    result = score_split(model, datasets, "dev", 32, device, False)   # scores, confusion, predictions
+    write_best_predictions(run_dir, model, datasets, preset, device, False)
+
+The metrics themselves (accuracy, Pearson, the overall score) and the file format are in evaluate.py.
+Test predictions of a preset that cuts the test files (quick) are named `<task>-test-partial-predictions.csv`,
+and `partial-predictions.txt` says how much of each file they cover.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from minbert_lib.batching import TaskDataset, batch_to
+from minbert_lib.evaluate import (MultitaskScores, confusion_matrix, prediction_filename, task_metrics,
+                                  write_predictions)
+from minbert_lib.multitask import MultitaskBert
+from minbert_lib.runs import write_json
+
+EVAL_TASKS = ("sst", "quora", "sts")
+PARTIAL_NOTE = "partial-predictions.txt"
+
+
+def paraphrase_logits(model: MultitaskBert, batch: dict) -> torch.Tensor:
+    """(B,) logits. Bi-encoded batches carry the two questions apart ("a", "b"), cross-encoded ones as one
+    sequence, and "both" batches the two, the sequence in "pair"."""
+    if "a" in batch:
+        return model.paraphrase_logits(batch["a"], batch["b"], batch.get("pair"))
+    return model.paraphrase_logits(pair=batch)
+
+
+def predict_batch(model: MultitaskBert, task: str, batch: dict) -> torch.Tensor:
+    """(B,) predictions as the data's label type: SST class, Quora 0/1, STS score in [0, 5]."""
+    if task == "sst":
+        return model.sentiment_logits(batch).argmax(-1)  # (B, 5) -> (B,)
+    if task == "quora":
+        return (paraphrase_logits(model, batch) > 0).long()  # sigmoid(logit) > 0.5
+    return model.similarity_scores(batch["a"], batch["b"]).float().clamp(0.0, 5.0)
+
+
+@torch.no_grad()
+def predict(model: MultitaskBert, task: str, dataset: TaskDataset, batch_size: int, device, use_bf16: bool,
+            indices: list[int] | None = None) -> tuple[list[str], list]:
+    """(ids, predictions) for the dataset (or the given indices), in length-sorted batches."""
+    model.eval()
+    indices = list(range(len(dataset))) if indices is None else indices
+    indices = sorted(indices, key=lambda i: dataset.lengths[i])  # little padding
+    ids, predictions = [], []
+    for start in range(0, len(indices), batch_size * 2):
+        batch = dataset.collate([dataset[i] for i in indices[start:start + batch_size * 2]])
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            predictions += predict_batch(model, task, batch_to(batch, device)).cpu().tolist()
+        ids += batch["ids"]
+    return ids, predictions
+
+
+def score_split(model, datasets: dict, split: str, batch_size: int, device, use_bf16: bool,
+                sample: dict[str, list[int]] | None = None) -> dict:
+    """Metrics of every task on a split (or on fixed samples of it), the overall scores,
+    confusion matrices, and the predictions themselves ({task: (ids, predictions)})."""
+    metrics, confusions, predictions = {}, {}, {}
+    for task in EVAL_TASKS:
+        dataset = datasets[task][split]
+        indices = sample[task] if sample else None
+        ids, predicted = predict(model, task, dataset, batch_size, device, use_bf16, indices)
+        predictions[task] = (ids, predicted)
+        gold_by_id = dict(zip(dataset.ids, dataset.labels))
+        gold = [gold_by_id[i] for i in ids]
+        metrics[task] = task_metrics(task, gold, predicted)
+        if task != "sts":
+            confusions[task] = confusion_matrix(gold, predicted, 5 if task == "sst" else 2).tolist()
+    scores = MultitaskScores(metrics["sst"]["accuracy"], metrics["sst"]["macro_f1"],
+                             metrics["quora"]["accuracy"], metrics["sts"]["pearson"])
+    return {"scores": scores.as_dict(), "confusion": confusions, "predictions": predictions}
+
+
+def fixed_sample(datasets: dict, split: str, size: int | None, seed: int) -> dict[str, list[int]] | None:
+    """Sorted indices of a seeded random sample of `size` examples of each task (None: all of them)."""
+    if size is None:
+        return None
+    rng = np.random.default_rng(seed)
+    return {t: sorted(rng.permutation(len(datasets[t][split]))[:size].tolist()) for t in EVAL_TASKS}
+
+
+def write_best_predictions(run_dir: Path, model, datasets: dict, preset, device, use_bf16: bool,
+                           totals: dict | None = None) -> None:
+    """Reload best.pt; score it on all of dev; write predictions, confusion matrices, best-dev-scores.json and
+    plots. `totals` ({(task, split): rows before the preset's cut}) tells partial test files from whole ones."""
+    from minbert_lib.plots import plot_run
+
+    state = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    dev = score_split(model, datasets, "dev", preset.batch_size, device, use_bf16)
+    notes = []
+    for task in EVAL_TASKS:
+        write_predictions(run_dir / prediction_filename(task, "dev"), *dev["predictions"][task])
+        test = datasets[task]["test"]
+        if test is not None:
+            total = (totals or {}).get((task, "test"), len(test))
+            ids, predictions = predict(model, task, test, preset.batch_size, device, use_bf16)
+            name = prediction_filename(task, "test", partial=len(test) < total)
+            write_predictions(run_dir / name, ids, predictions)
+            if len(test) < total:
+                notes.append(f"{name}: {len(test):,} of the {total:,} examples of {task}-test (the {preset.name} "
+                             f"preset's limit; {prediction_filename(task, 'dev')} covers {len(datasets[task]['dev']):,} "
+                             f"of {(totals or {}).get((task, 'dev'), 0):,} dev examples)")
+    if notes:
+        (run_dir / PARTIAL_NOTE).write_text(
+            "These prediction files cover part of their split only: not for submission. Train with the cpu or "
+            "paper preset for complete files.\n" + "\n".join(notes) + "\n", encoding="utf-8")
+    write_json(run_dir / "confusion.json", dev["confusion"])
+    write_json(run_dir / "best-dev-scores.json", dev["scores"])
+    plot_run(run_dir)
