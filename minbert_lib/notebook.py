@@ -8,8 +8,11 @@
   validates or autogrades (it sets `NBGRADER_EXECUTION` in the kernel): just enough for the
   tests, so that a whole submission grades in about a minute; "quick" when a student sets
   `MINBERT_QUICK=1`: a few minutes, with results that already mean something; else "full".
-- `autocast()`: bfloat16 mixed precision where the CPU supports it (AMX or AVX-512 BF16),
-  which trains two to four times faster; elsewhere it changes nothing.
+- `device()`: where the training cells of 04-06 run: a CUDA GPU, else Apple's MPS, else the
+  CPU (`MINBERT_DEVICE=cpu`, `cuda:1`, ... chooses). `synchronize(device)` waits for it, so
+  that a timing measures the work and not just its launch.
+- `autocast(device)`: bfloat16 mixed precision where the device supports it (CPUs with AMX or
+  AVX-512 BF16: two to four times faster; recent CUDA GPUs); elsewhere it changes nothing.
 - `runs_dir()`: where `minbert train` and `minbert reproduce` write their run folders
   (`MINBERT_RUNS_DIR`, else the kit checkout's `runs/`), for notebook 06's ablation table.
 """
@@ -25,6 +28,7 @@ ASSIGNMENT_DIR_ENV = "MINBERT_ASSIGNMENT_DIR"
 QUICK_ENV = "MINBERT_QUICK"
 NBGRADER_ENV = "NBGRADER_EXECUTION"
 RUNS_DIR_ENV = "MINBERT_RUNS_DIR"
+DEVICE_ENV = "MINBERT_DEVICE"
 
 
 def assignment_dir() -> Path:
@@ -44,12 +48,31 @@ def training_budget() -> str:
     return "full"
 
 
-def autocast():
-    """A context in which matmuls run in bfloat16 on CPUs that support it; a no-op elsewhere."""
-    from minbert_lib.train import bf16_supported
+def device() -> torch.device:
+    """$MINBERT_DEVICE if set, else the first of cuda, mps and cpu that this machine has."""
+    from minbert_lib.device import pick_device
+    from minbert_lib.errors import ConfigError
 
-    if bf16_supported(torch.device("cpu")):
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+    try:
+        return pick_device(os.environ.get(DEVICE_ENV) or None)
+    except ConfigError as err:
+        raise ConfigError(f"{DEVICE_ENV}: {err}") from None
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait until the device has finished the work queued on it (GPUs run it asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def autocast(device: torch.device = torch.device("cpu")):
+    """A context in which matmuls run in bfloat16 where `device` supports it; a no-op elsewhere."""
+    from minbert_lib.device import bf16_supported
+
+    if bf16_supported(device):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 

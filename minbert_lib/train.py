@@ -30,12 +30,6 @@ from minbert_lib.predictions import paraphrase_logits
 from minbert_lib.runs import LAST, eval_record, save_best, save_checkpoint, write_json
 from minbert_lib.schedules import Schedule, Step, TaskStream
 
-# The notebooks and notebook.py import these from here; they live in the modules named.
-from minbert_lib.batching import mnr_batches  # noqa: F401
-from minbert_lib.data import limited  # noqa: F401
-from minbert_lib.device import bf16_supported  # noqa: F401
-from minbert_lib.predictions import predict  # noqa: F401
-
 GRAD_CLIP_NORM = 1.0
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 
 from minbert_lib import notebook, sanity
 
@@ -328,6 +329,20 @@ def test_training_budget_follows_nbgrader_and_the_student_switch(monkeypatch):
     monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")  # grading wins over the student's switch
     monkeypatch.setenv("MINBERT_QUICK", "1")
     assert notebook.training_budget() == "grading"
+
+
+def test_notebook_device_is_the_best_available_or_the_one_named(monkeypatch):
+    from minbert_lib.device import pick_device
+    from minbert_lib.errors import ConfigError
+
+    monkeypatch.delenv("MINBERT_DEVICE", raising=False)
+    assert notebook.device() == pick_device()  # cuda, else mps, else cpu
+    monkeypatch.setenv("MINBERT_DEVICE", "cpu")
+    assert notebook.device() == torch.device("cpu")
+    monkeypatch.setenv("MINBERT_DEVICE", "tpu")
+    with pytest.raises(ConfigError, match="MINBERT_DEVICE: .*use cuda, cuda:N, mps or cpu"):
+        notebook.device()
+    notebook.synchronize(torch.device("cpu"))  # nothing to wait for on the CPU
 
 
 def test_assignment_dir_is_the_working_folder_unless_set(monkeypatch, tmp_path):

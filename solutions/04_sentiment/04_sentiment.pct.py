@@ -41,15 +41,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from minbert_lib import BertModel, Tokenizer, checks
-from minbert_lib.data import load_split, resolve_data_dir
+from minbert_lib.data import limited, load_split, resolve_data_dir
 from minbert_lib.evaluate import confusion_matrix, macro_f1
-from minbert_lib.notebook import autocast, training_budget
+from minbert_lib.notebook import autocast, device, training_budget
 from minbert_lib.plots import SST_LABELS
-from minbert_lib.train import limited
 
 BUDGET = training_budget()  # "grading", "quick" or "full"
+DEVICE = device()  # a GPU when there is one, else the CPU
 torch.manual_seed(0)
-print(f"training budget: {BUDGET}; data folder: {resolve_data_dir()}")
+print(f"training budget: {BUDGET}; device: {DEVICE}; data folder: {resolve_data_dir()}")
 
 # %% [markdown]
 # ## 1. The data
@@ -194,17 +194,18 @@ MAX_LENGTH = 64  # tokens; longer sentences are cut (few SST sentences are)
 
 
 def encode(examples):
-    """Token ids, attention mask (each (B, T)) and labels (B,) of a list of examples."""
+    """Token ids, attention mask (each (B, T)) and labels (B,) of a list of examples, on DEVICE."""
     batch = tokenizer([e.text for e in examples], max_length=MAX_LENGTH)
-    return batch["input_ids"], batch["attention_mask"], torch.tensor([e.label for e in examples])
+    labels = torch.tensor([e.label for e in examples])
+    return batch["input_ids"].to(DEVICE), batch["attention_mask"].to(DEVICE), labels.to(DEVICE)
 
 
 # %%
 OVERFIT_STEPS = {"grading": 3, "quick": 8, "full": 15}[BUDGET]
-overfit_model = SentimentClassifier(encoder)
+overfit_model = SentimentClassifier(encoder).to(DEVICE)
 overfit_optimizer = torch.optim.AdamW(overfit_model.parameters(), lr=5e-4)  # large, to learn the batch fast
 one_batch = encode(sst_train[:8])
-with autocast():
+with autocast(DEVICE):
     overfit_losses = [train_step(overfit_model, overfit_optimizer, *one_batch) for _ in range(OVERFIT_STEPS)]
 print("loss on one batch:", " ".join(f"{loss:.2f}" for loss in overfit_losses))
 
@@ -246,8 +247,10 @@ print("freezing: OK")
 # * **Fine-tuned.** Every weight learns, with `train_step`. One pass over the data costs a
 #   full forward and backward pass through BERT per batch.
 #
-# `autocast()` runs the matrix products in bfloat16 where the CPU supports it (two to four
-# times faster); elsewhere it does nothing.
+# Models and batches live on `DEVICE`: a GPU when the machine has one (CUDA, or Apple's MPS),
+# else the CPU (set `MINBERT_DEVICE=cpu` before starting Jupyter to choose). `autocast(DEVICE)`
+# runs the matrix products in bfloat16 where the device supports it (recent GPUs, and CPUs
+# with AMX or AVX-512 BF16: two to four times faster); elsewhere it does nothing.
 
 # %%
 SIZES = {  # training sentences, dev sentences scored (None: all 1,101), batches of fine-tuning
@@ -272,9 +275,10 @@ def in_batches(fn, examples, batch_size=64):
     results = []
     for start in range(0, len(order), batch_size):
         ids, mask, _ = encode([examples[i] for i in order[start:start + batch_size]])
-        with autocast():
+        with autocast(DEVICE):
             results.append(fn(ids, mask).float())
-    return torch.cat(results)[torch.argsort(torch.tensor(order))]  # back to the examples' order
+    in_length_order = torch.cat(results)
+    return in_length_order[torch.argsort(torch.tensor(order, device=DEVICE))]  # back to the examples' order
 
 
 def embed_sentences(encoder, examples):
@@ -284,9 +288,9 @@ def embed_sentences(encoder, examples):
 
 
 def predict(model, examples):
-    """Predicted classes (N,) of a SentimentClassifier, in eval mode."""
+    """Predicted classes (N,) of a SentimentClassifier, in eval mode, on the CPU."""
     model.eval()
-    return in_batches(lambda ids, mask: model(ids, mask).argmax(dim=-1), examples).long()
+    return in_batches(lambda ids, mask: model(ids, mask).argmax(dim=-1), examples).long().cpu()
 
 
 # %% [markdown]
@@ -295,10 +299,10 @@ def predict(model, examples):
 # %%
 torch.manual_seed(0)
 started = time.perf_counter()
-frozen = SentimentClassifier(BertModel.from_pretrained("minilm-l6"))
+frozen = SentimentClassifier(BertModel.from_pretrained("minilm-l6")).to(DEVICE)
 freeze_encoder(frozen)
 train_vectors = embed_sentences(frozen.encoder, train_examples)  # (N, H)
-train_gold = torch.tensor([e.label for e in train_examples])
+train_gold = torch.tensor([e.label for e in train_examples], device=DEVICE)
 head = nn.Sequential(frozen.dropout, frozen.classifier)  # the same modules as in `frozen`
 head_optimizer = torch.optim.AdamW(head.parameters(), lr=3e-3)
 frozen_curve = []  # (epoch, mean training loss, dev accuracy)
@@ -316,10 +320,10 @@ for epoch in range(1, 31):
         losses.append(loss.item())
     head.eval()
     with torch.no_grad():
-        accuracy = (head(dev_vectors).argmax(-1) == dev_gold).float().mean().item()
+        accuracy = (head(dev_vectors).argmax(-1).cpu() == dev_gold).float().mean().item()
     frozen_curve.append((epoch, float(np.mean(losses)), accuracy))
 with torch.no_grad():
-    frozen_predictions = head(dev_vectors).argmax(dim=-1)  # head is in eval mode: the same as predict(frozen, ...)
+    frozen_predictions = head(dev_vectors).argmax(dim=-1).cpu()  # head is in eval mode: as predict(frozen, ...)
 frozen_seconds = time.perf_counter() - started
 print(f"frozen: dev accuracy {frozen_curve[-1][2]:.3f} after {len(frozen_curve)} epochs of the head "
       f"({frozen_seconds:.0f} s in all, embedding included)")
@@ -333,7 +337,7 @@ print(f"frozen: dev accuracy {frozen_curve[-1][2]:.3f} after {len(frozen_curve)}
 
 # %%
 torch.manual_seed(0)
-fine_tuned = SentimentClassifier(BertModel.from_pretrained("minilm-l6"))
+fine_tuned = SentimentClassifier(BertModel.from_pretrained("minilm-l6")).to(DEVICE)
 fine_tuned.classifier.load_state_dict(frozen.classifier.state_dict())  # start from the trained head
 optimizer = torch.optim.AdamW(fine_tuned.parameters(), lr=1e-4)
 fine_tune_losses, step_seconds = [], []  # per step
@@ -344,8 +348,8 @@ for step in range(1, FINE_TUNE_STEPS + 1):
     start = (step - 1) * BATCH_SIZE % len(order)
     batch = encode([train_examples[i] for i in order[start:start + BATCH_SIZE]])
     started = time.perf_counter()
-    with autocast():
-        fine_tune_losses.append(train_step(fine_tuned, optimizer, *batch))
+    with autocast(DEVICE):
+        fine_tune_losses.append(train_step(fine_tuned, optimizer, *batch))  # .item() waits for the device
     step_seconds.append(time.perf_counter() - started)
     if step % EVAL_EVERY == 0 or step == FINE_TUNE_STEPS:
         fine_tuned_predictions = predict(fine_tuned, dev_examples)

@@ -36,17 +36,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from minbert_lib import BertModel, Tokenizer, checks
-from minbert_lib.batching import BucketBatchSampler, TaskDataset
-from minbert_lib.data import load_split
+from minbert_lib.batching import BucketBatchSampler, TaskDataset, batch_to
+from minbert_lib.data import limited, load_split
 from minbert_lib.multitask import HeadConfig, MultitaskBert
-from minbert_lib.notebook import autocast, training_budget
+from minbert_lib.device import bf16_supported
+from minbert_lib.notebook import autocast, device, training_budget
 from minbert_lib.plots import confusion_figure
 from minbert_lib.schedules import TaskStream
-from minbert_lib.train import bf16_supported, limited, predict
+from minbert_lib.predictions import predict
 
 BUDGET = training_budget()  # "grading", "quick" or "full"
+DEVICE = device()  # a GPU when there is one (CUDA or MPS), else the CPU; MINBERT_DEVICE chooses
 TASKS = ("sst", "quora", "sts")
-print(f"training budget: {BUDGET}")
+print(f"training budget: {BUDGET}; device: {DEVICE}")
 
 # %% [markdown]
 # ## 1. The heads
@@ -283,7 +285,6 @@ BUDGETS = {  # training examples per task, dev examples per task, epochs, tokens
 }
 TRAIN_SIZES, DEV_SIZE, EPOCHS, MAX_LENGTH = BUDGETS[BUDGET]
 BATCH_SIZE, LR = 16, 1e-4
-CPU = torch.device("cpu")
 tokenizer = Tokenizer.from_pretrained("minilm-l6")
 datasets = {}
 for task in TASKS:
@@ -309,7 +310,7 @@ def dev_results(model):
     results = {}
     for task in TASKS:
         dataset = datasets[task]["dev"]
-        ids, predicted = predict(model, task, dataset, BATCH_SIZE, CPU, use_bf16=bf16_supported(CPU))
+        ids, predicted = predict(model, task, dataset, BATCH_SIZE, DEVICE, use_bf16=bf16_supported(DEVICE))
         gold_of = dict(zip(dataset.ids, dataset.labels))
         results[task] = (torch.tensor([gold_of[i] for i in ids]), torch.tensor(predicted))
     return results
@@ -325,7 +326,7 @@ def dev_scores(results):
 def train_with(epoch_fn, tasks, seed=0):
     """Train a fresh MultitaskBert with one schedule; returns the model and its per-epoch history."""
     torch.manual_seed(seed)
-    model = MultitaskBert(BertModel.from_pretrained("minilm-l6"), HeadConfig(pooling="mean"))
+    model = MultitaskBert(BertModel.from_pretrained("minilm-l6"), HeadConfig(pooling="mean")).to(DEVICE)
     optimizer = torch.optim.AdamW(model.parameters(), lr=LR)
     streams = {task: TaskStream(BucketBatchSampler(datasets[task]["train"].lengths, BATCH_SIZE, seed=seed).batches)
                for task in tasks}
@@ -335,11 +336,11 @@ def train_with(epoch_fn, tasks, seed=0):
         sums, steps = {task: 0.0 for task in tasks}, 0
         for step in epoch_fn(streams):
             optimizer.zero_grad()
-            with autocast():
+            with autocast(DEVICE):
                 losses = {}
                 for task, indices in step.items():
                     dataset = datasets[task]["train"]
-                    batch = dataset.collate([dataset[i] for i in indices])
+                    batch = batch_to(dataset.collate([dataset[i] for i in indices]), DEVICE)
                     losses[task] = task_loss(task, outputs_of(model, task, batch).float(), batch["labels"])
                 total = sum(losses.values())  # one step for all the tasks of this step
             total.backward()

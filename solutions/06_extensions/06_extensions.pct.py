@@ -35,17 +35,17 @@ import torch.nn.functional as F
 from IPython.display import Markdown, display
 
 from minbert_lib import BertModel, Tokenizer, checks
-from minbert_lib.batching import TaskDataset
-from minbert_lib.data import load_split
+from minbert_lib.batching import TaskDataset, batch_to, mnr_batches
+from minbert_lib.data import limited, load_split
 from minbert_lib.experiments import EXPERIMENTS, REPORT_DEV
 from minbert_lib.model import mean_pool
 from minbert_lib.multitask import HeadConfig, MultitaskBert
-from minbert_lib.notebook import autocast, runs_dir, training_budget
+from minbert_lib.notebook import autocast, device, runs_dir, synchronize, training_budget
 from minbert_lib.plots import ablation_markdown
-from minbert_lib.train import limited, mnr_batches
 
 BUDGET = training_budget()  # "grading" under nbgrader, "quick" with MINBERT_QUICK=1, else "full"
-print(f"training budget: {BUDGET}")
+DEVICE = device()  # a GPU when there is one (CUDA or MPS), else the CPU; MINBERT_DEVICE chooses
+print(f"training budget: {BUDGET}; device: {DEVICE}")
 
 # %% [markdown]
 # ## 1. Cosine heads: COS-S and COS-P
@@ -96,21 +96,21 @@ print("COS-S and COS-P: OK")
 # %%
 DEV_PAIRS = {"grading": 64, "quick": 300, "full": 1000}[BUDGET]
 tokenizer = Tokenizer.from_pretrained("minilm-l6")
-encoder = BertModel.from_pretrained("minilm-l6").eval()
+encoder = BertModel.from_pretrained("minilm-l6").to(DEVICE).eval()
 sts_dev = limited(load_split("sts", "dev"), DEV_PAIRS, seed=0)
 quora_dev = limited(load_split("quora", "dev"), DEV_PAIRS, seed=0)
 
 
 @torch.no_grad()
 def embed(encoder, texts, batch_size=64):
-    """Mean-pooled embeddings (N, H) of a list of sentences."""
+    """Mean-pooled embeddings (N, H) of a list of sentences, on the CPU."""
     encoder.eval()
     vectors = []
     for start in range(0, len(texts), batch_size):
-        batch = tokenizer(texts[start:start + batch_size], max_length=64)
-        with autocast():
+        batch = batch_to(tokenizer(texts[start:start + batch_size], max_length=64), DEVICE)
+        with autocast(DEVICE):
             hidden = encoder(**batch).last_hidden_state
-        vectors.append(mean_pool(hidden, batch["attention_mask"]).float())
+        vectors.append(mean_pool(hidden, batch["attention_mask"]).float().cpu())
     return torch.cat(vectors)
 
 
@@ -216,19 +216,20 @@ print("FL2 and FL4: OK")
 import time
 
 TIMED_STEPS = {"grading": 2, "quick": 5, "full": 10}[BUDGET]
-batch = tokenizer([e.text for e in sts_dev[:16]], max_length=64)
+batch = batch_to(tokenizer([e.text for e in sts_dev[:16]], max_length=64), DEVICE)
 step_costs = {}
 for name, k in (("full", None), ("FL4", 4), ("FL2", 2)):
-    model = MultitaskBert(BertModel.from_pretrained("minilm-l6"), HeadConfig(pooling="mean"))
+    model = MultitaskBert(BertModel.from_pretrained("minilm-l6"), HeadConfig(pooling="mean")).to(DEVICE)
     if k is not None:
         freeze_all_but_last(model, k)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     seconds = []
     for _ in range(1 + TIMED_STEPS):  # the first step warms up and is not counted
         started = time.perf_counter()
-        with autocast():
+        with autocast(DEVICE):
             loss = model.sentiment_logits(batch).float().logsumexp(dim=-1).mean()
         loss.backward()
+        synchronize(DEVICE)  # a GPU works asynchronously: wait for it before reading the clock
         seconds.append(time.perf_counter() - started)
         model.zero_grad(set_to_none=True)
     step_costs[name] = (trainable, float(np.median(seconds[1:])))
@@ -246,8 +247,9 @@ for name, k in (("full", None), ("FL4", 4), ("FL2", 2)):
 # $$\mathcal{L}_{\text{MNR}} = \frac{1}{B} \sum_{i=1}^{B} -\log \frac{e^{S_{ii}}}{\sum_{j=1}^{B} e^{S_{ij}}}$$
 #
 # which is a cross-entropy over each row of $S$ `(B, B)` whose right answer is the diagonal,
-# `F.cross_entropy(S, torch.arange(B))`. The scale matters: cosines lie in $[-1, 1]$, and
-# without it the softmax over a row would be nearly uniform.
+# `F.cross_entropy(S, torch.arange(B, device=S.device))` (the targets live where the scores
+# do: on the GPU, when the notebook runs on one). The scale matters: cosines lie in $[-1, 1]$,
+# and without it the softmax over a row would be nearly uniform.
 #
 # ### Exercise 3: `mnr_loss`
 
@@ -258,7 +260,7 @@ def mnr_loss(anchors, positives, scale=20.0):
     a = F.normalize(anchors, dim=-1)            # (B, H), unit rows
     p = F.normalize(positives, dim=-1)          # (B, H)
     scores = scale * a @ p.T                    # (B, B): scores[i, j] = s cos(a_i, p_j)
-    targets = torch.arange(a.size(0))           # anchor i belongs with positive i
+    targets = torch.arange(a.size(0), device=a.device)  # anchor i belongs with positive i
     return F.cross_entropy(scores, targets)
     ### END SOLUTION
 
@@ -286,14 +288,14 @@ MNR_STEPS, MNR_BATCH = {"grading": (2, 16), "quick": (6, 16), "full": (60, 32)}[
 sts_train, quora_train = load_split("sts", "train"), load_split("quora", "train")
 positives = [e for e in sts_train if e.label >= 4] + [e for e in limited(quora_train, 3000, seed=0) if e.label == 1]
 pair_data = TaskDataset(positives, tokenizer, pair_encoding="bi", max_length=48)
-mnr_encoder = BertModel.from_pretrained("minilm-l6")
+mnr_encoder = BertModel.from_pretrained("minilm-l6").to(DEVICE)
 optimizer = torch.optim.AdamW(mnr_encoder.parameters(), lr=2e-5)
 mnr_losses = []
 for indices in mnr_batches(positives, MNR_BATCH, seed=0)[:MNR_STEPS]:
-    batch = pair_data.collate([pair_data[i] for i in indices])
+    batch = batch_to(pair_data.collate([pair_data[i] for i in indices]), DEVICE)
     mnr_encoder.train()
     optimizer.zero_grad()
-    with autocast():
+    with autocast(DEVICE):
         a = mean_pool(mnr_encoder(**batch["a"]).last_hidden_state, batch["a"]["attention_mask"])
         p = mean_pool(mnr_encoder(**batch["b"]).last_hidden_state, batch["b"]["attention_mask"])
     loss = mnr_loss(a.float(), p.float())
@@ -311,7 +313,7 @@ print(f"COS-S Pearson on STS dev: {pretrained['sts_pearson']:.3f} before, {after
 with torch.no_grad():
     scores = 20 * F.normalize(a.float(), dim=-1) @ F.normalize(p.float(), dim=-1).T  # (B, B)
 fig, ax = plt.subplots(figsize=(4.8, 4))
-sns.heatmap(scores.numpy(), cmap="viridis", square=True, ax=ax, cbar_kws={"label": "20 cos(a_i, p_j)"})
+sns.heatmap(scores.cpu().numpy(), cmap="viridis", square=True, ax=ax, cbar_kws={"label": "20 cos(a_i, p_j)"})
 ax.set(xlabel="positive j", ylabel="anchor i", title="MNR scores of the last batch")
 plt.tight_layout()
 plt.show()
