@@ -96,4 +96,5 @@ bench: setup
 	$(BIN)/python -m benchmarks.bench_bf16_accuracy $(if $(SHARED_DATA),--data-dir $(SHARED_DATA))
 	PATH="$(abspath $(BIN)):$$PATH" $(if $(SHARED_DATA),MINBERT_DATA_DIR=$(SHARED_DATA)) $(BIN)/python -m benchmarks.bench_autograde
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m benchmarks.bench_parallel_grading
+	PATH="$(abspath $(BIN)):$$PATH" $(if $(SHARED_DATA),MINBERT_DATA_DIR=$(SHARED_DATA)) $(BIN)/python -m benchmarks.bench_walkthrough
 	PATH="$(abspath $(BIN)):$$PATH" $(if $(SHARED_DATA),MINBERT_DATA_DIR=$(SHARED_DATA)) $(BIN)/python -m benchmarks.bench_notebook_memory

@@ -38,6 +38,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 import zipfile
@@ -912,10 +913,7 @@ def autograde(names: list[str], root: Path = ROOT, students: list[str] | None = 
             skipped += 1
             print(format_row(row) + "  (graded before)", flush=True)
             rows.append(row)
-    # What the jobs import, imported here first: a thread can otherwise get one of nbgrader's
-    # modules half-initialised while another thread imports it (an ImportError seen with --jobs).
-    import nbgrader.api  # noqa: F401
-    import autograder.kit_only  # noqa: F401
+    import_job_modules()
     for row in run_jobs(grade_job, todo, jobs, scheduler):
         record = row.pop("gradebook", None)
         if record is not None:
@@ -929,6 +927,17 @@ def autograde(names: list[str], root: Path = ROOT, students: list[str] | None = 
 
 
 SCHEDULER_TIMEOUT = 30  # seconds to reach a Dask scheduler
+JOB_IMPORTS = threading.Lock()
+
+
+def import_job_modules() -> None:
+    """Import what a job needs, one thread at a time: a thread could otherwise get one of nbgrader's
+    modules half-initialised while another imports it (an ImportError seen with --jobs). Called by
+    `autograde` and by every job, so that a Dask worker with several threads is safe too."""
+    with JOB_IMPORTS:
+        import nbgrader.api  # noqa: F401
+
+        import autograder.kit_only  # noqa: F401
 
 
 def grade_job(root: Path, name: str, student: str, timeout: float, limits, cell_timeout: int | None,
@@ -936,6 +945,7 @@ def grade_job(root: Path, name: str, student: str, timeout: float, limits, cell_
     """One submission's row, whatever happens to it: what `run_jobs` runs, here or on a cluster's worker."""
     digest, started = submission_digest(root, name, student), time.monotonic()
     try:
+        import_job_modules()
         row = autograde_one(root, name, student, timeout, limits, cell_timeout, threads)
     except Exception as err:  # whatever one submission does, the class goes on: record why
         row = {"student": student, "assignment": name, "score": 0.0, "auto_max": 0.0,
