@@ -1,7 +1,33 @@
 """minbert_lib: the reference library of the minBERT course kit.
 
-Every piece the notebooks teach lives here, tested: the configuration, the
-WordPiece tokenizer, attention, the BERT model, pretrained weights and AdamW.
+Every piece the notebooks teach lives here, tested. Read it in four layers, each using only
+the ones above it (and errors.py, the kit's one-line errors, and download.py, files fetched
+with a progress bar and a checksum, which all of them use):
+
+    model       config.py (sizes, presets) . tokenizer.py . attention.py . model.py (BertModel)
+                weights.py (pretrained weights) . optim.py (AdamW)
+    data        registry.py (the data files) . data.py (reading them) . fetch.py (`minbert data fetch`)
+                batching.py (tensors, buckets)
+    training    multitask.py (encoder + heads) . losses.py . schedules.py (BL, TM1, TM2)
+                experiments.py (the report's rows, budgets) . device.py . runs.py (run folders)
+                train.py (the loop) . build.py (names -> objects: `minbert train`)
+                predictions.py . evaluate.py (metrics) . plots.py . report.py . leaderboard.py
+                cli.py (`minbert`)
+    course      notebook.py (what a notebook needs: budgets, device) . checks.py (what test
+                cells call) . grading/ (one module per notebook, and the grader) . sanity.py
+
+Which modules each notebook teaches, and the module that grades it:
+
+    01_attention    attention.py                                     grading/attention.py
+    02_bert         model.py, weights.py                             grading/bert.py
+    03_adamw        optim.py                                         grading/adamw.py
+    04_sentiment    model.py (mean_pool), on the pretrained encoder  grading/sentiment.py
+    05_multitask    multitask.py, losses.py, schedules.py            grading/multitask.py
+    06_extensions   multitask.py (COS-S, COS-P, freezing), losses.py (MNR, RW)
+                                                                     grading/extensions.py
+
+To add a task, a head or a schedule, start from data.py / registry.py, multitask.py and
+schedules.py; the README's "The trainer in code" says what each training module owns.
 """
 from minbert_lib.config import BertConfig
 from minbert_lib.model import BertModel
