@@ -21,19 +21,28 @@ def padding_mask_to_additive(attention_mask: torch.Tensor, dtype: torch.dtype) -
     return (1.0 - keep) * torch.finfo(dtype).min
 
 
-def scaled_dot_product_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                                 additive_mask: torch.Tensor | None = None,
-                                 dropout: nn.Module | None = None) -> torch.Tensor:
-    """softmax(Q K^T / sqrt(d_k) + mask) V.
+def attention_weights(query: torch.Tensor, key: torch.Tensor,
+                      additive_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """softmax(Q K^T / sqrt(d_k) + mask): how much each query attends to each key.
 
-    query, key, value: (B, nh, T, hs); additive_mask broadcasts to (B, nh, T, T).
-    Returns (B, nh, T, hs).
+    query, key: (B, nh, T, hs); additive_mask broadcasts to (B, nh, T, T). Returns (B, nh, T, T).
     """
     d_k = query.size(-1)
     scores = query @ key.transpose(-2, -1) / math.sqrt(d_k)  # (B, nh, T, T)
     if additive_mask is not None:
         scores = scores + additive_mask
-    weights = torch.softmax(scores, dim=-1)  # each query's weights over the keys sum to 1
+    return torch.softmax(scores, dim=-1)  # each query's weights over the keys sum to 1
+
+
+def scaled_dot_product_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                                 additive_mask: torch.Tensor | None = None,
+                                 dropout: nn.Module | None = None) -> torch.Tensor:
+    """softmax(Q K^T / sqrt(d_k) + mask) V: the values averaged by the attention weights.
+
+    query, key, value: (B, nh, T, hs); additive_mask broadcasts to (B, nh, T, T).
+    Returns (B, nh, T, hs).
+    """
+    weights = attention_weights(query, key, additive_mask)  # (B, nh, T, T)
     if dropout is not None:
         weights = dropout(weights)
     return weights @ value  # (B, nh, T, hs)

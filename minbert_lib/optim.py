@@ -12,24 +12,22 @@ so every weight shrinks by the same fraction whatever its gradient history.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch.optim import Optimizer
 
 
 class AdamW(Optimizer):
+    """The optimizer of notebook 03, line for line; the same updates as torch.optim.AdamW."""
+
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.01, bias_correction: bool = True):
+                 eps: float = 1e-8, weight_decay: float = 0.01):
         if lr < 0.0:
             raise ValueError(f"lr={lr} must be >= 0")
         if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
             raise ValueError(f"betas={betas} must lie in [0, 1)")
         if eps < 0.0:
             raise ValueError(f"eps={eps} must be >= 0")
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                        bias_correction=bias_correction)
-        super().__init__(params, defaults)
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -38,29 +36,25 @@ class AdamW(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+            lr, (beta1, beta2) = group["lr"], group["betas"]
+            eps, weight_decay = group["eps"], group["weight_decay"]
             for p in group["params"]:
                 if p.grad is None:
                     continue
                 if p.grad.is_sparse:
                     raise RuntimeError("AdamW does not support sparse gradients")
                 state = self.state[p]
-                if not state:
+                if not state:  # each parameter keeps its own step count and moments
                     state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p)     # m
-                    state["exp_avg_sq"] = torch.zeros_like(p)  # v
+                    state["m"] = torch.zeros_like(p)
+                    state["v"] = torch.zeros_like(p)
                 state["step"] += 1
-                t, m, v, g = state["step"], state["exp_avg"], state["exp_avg_sq"], p.grad
+                t, m, v, g = state["step"], state["m"], state["v"], p.grad
 
-                p.mul_(1.0 - lr * group["weight_decay"])          # decoupled weight decay
-                m.mul_(beta1).add_(g, alpha=1.0 - beta1)          # m = b1 m + (1 - b1) g
-                v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)   # v = b2 v + (1 - b2) g^2
-
-                if group["bias_correction"]:
-                    step_size = lr / (1.0 - beta1 ** t)
-                    denom = v.sqrt().div_(math.sqrt(1.0 - beta2 ** t)).add_(eps)
-                else:
-                    step_size = lr
-                    denom = v.sqrt().add_(eps)
-                p.addcdiv_(m, denom, value=-step_size)            # p -= lr * m_hat / (sqrt(v_hat) + eps)
+                p.mul_(1.0 - lr * weight_decay)                  # decoupled weight decay
+                m.mul_(beta1).add_(g, alpha=1.0 - beta1)         # m = b1 m + (1 - b1) g
+                v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)  # v = b2 v + (1 - b2) g^2
+                m_hat = m / (1.0 - beta1 ** t)                   # bias correction: m and v start at 0
+                v_hat = v / (1.0 - beta2 ** t)
+                p.addcdiv_(m_hat, v_hat.sqrt().add_(eps), value=-lr)  # p -= lr * m_hat / (sqrt(v_hat) + eps)
         return loss

@@ -11,7 +11,8 @@ from __future__ import annotations
 ANSWER_KEYS: dict[str, dict[str, list[str]]] = {
     "01_attention": {
         "padding_mask": ["minbert_lib.attention.padding_mask_to_additive"],
-        "attention": ["minbert_lib.attention.scaled_dot_product_attention"],
+        "attention": ["minbert_lib.attention.attention_weights",
+                      "minbert_lib.attention.scaled_dot_product_attention"],
         "heads": ["minbert_lib.attention.split_heads", "minbert_lib.attention.merge_heads"],
         "self_attention": ["minbert_lib.attention.MultiHeadSelfAttention"],
     },
