@@ -760,7 +760,7 @@ def submission_bounds(limits, student: str, name: str):
 
 
 def runner_spec(tmp: Path, limits, root: Path, bounds=None, threads: int | None = None) -> dict:
-    """How the grader starts the student's process: sandboxed like the kernel, in quick mode."""
+    """How the grader starts the student's process: sandboxed like the kernel, with the grading budget."""
     from autograder import sandbox
 
     workdir, runtime = tmp / "work", tmp / "runtime"
