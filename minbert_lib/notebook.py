@@ -7,7 +7,8 @@
 - `training_budget()`: how long the training cells of 04-06 train. "grading" while nbgrader
   validates or autogrades (it sets `NBGRADER_EXECUTION` in the kernel): just enough for the
   tests, so that a whole submission grades in about a minute; "quick" when a student sets
-  `MINBERT_QUICK=1`: a few minutes, with results that already mean something; else "full".
+  `MINBERT_QUICK=1`: under a minute per notebook, with results that already mean something;
+  else "full".
 - `device()`: where the training cells of 04-06 run: a CUDA GPU, else Apple's MPS, else the
   CPU (`MINBERT_DEVICE=cpu`, `cuda:1`, ... chooses). `synchronize(device)` waits for it, so
   that a timing measures the work and not just its launch.
@@ -34,9 +35,6 @@ DEVICE_ENV = "MINBERT_DEVICE"
 def assignment_dir() -> Path:
     """The folder holding the running notebook and its data files."""
     return Path(os.environ.get(ASSIGNMENT_DIR_ENV) or Path.cwd())
-
-
-BUDGETS = ("grading", "quick", "full")  # shortest first
 
 
 def training_budget() -> str:

@@ -25,7 +25,7 @@
 # **Training budgets.** Training BERT is slow on a laptop CPU, so the training cells read
 # `training_budget()`: `"full"` by default (about two minutes of training on two cores),
 # `"quick"` when you set the environment variable `MINBERT_QUICK=1` before starting Jupyter
-# (a few hundred sentences; results that already mean something), and `"grading"` while
+# (about a thousand sentences, under a minute; results that already mean something), and `"grading"` while
 # nbgrader grades the notebook (just enough for the tests, so that a submission grades in
 # seconds). The graded training checks only ask for what the shortest run must reach: a
 # batch learned by heart, an accuracy above always guessing the most frequent class.
