@@ -33,8 +33,8 @@ def without(text: str, hidden: set[str]) -> str:
 class StripHiddenTests(ClearHiddenTests):
     """Autograding: remove the hidden tests before the notebook runs in its kernel.
 
-    The grade is decided outside the kernel (minbert_lib.grading.grader), so the kernel needs
-    the visible tests only, for the outputs a student expects; without the hidden ones, no
+    The grade is decided outside the kernel (minbert_lib.grading.grader), and the kernel runs
+    no test cell (limit_output.LimitedExecute); without the hidden tests in its notebook, no
     student code can read them, or the inputs they pass, while it runs.
     """
 

@@ -1,4 +1,10 @@
-"""Autograde preprocessor: nbgrader's Execute, keeping at most so much of each cell's output.
+"""Autograde preprocessor: nbgrader's Execute, without the test cells and keeping at most so much
+of each cell's output.
+
+The kernel runs the notebook for what the instructor and the student read (outputs, plots,
+written answers); the grade is decided outside it (minbert_lib.grading.grader), and
+course.py writes each test cell's outside verdict in place of its output. So the test cells
+are not run in the kernel at all: they would cost time and decide nothing.
 
 nbgrader's own LimitOutput counts lines only, after the run: a notebook that prints 300 lines
 of a million characters would fill the grader's memory, the autograded notebook and its
@@ -7,6 +13,7 @@ past `max_chars`, and rich outputs (HTML, images, returned values) past `max_ric
 cell, each replaced by one line that says so.
 """
 from nbformat.v4 import new_output
+from nbgrader import utils
 from nbgrader.preprocessors import Execute
 from traitlets import Integer
 
@@ -23,6 +30,12 @@ class LimitedExecute(Execute):
     max_chars = Integer(100_000, help="characters of printed text kept per cell").tag(config=True)
     max_rich_bytes = Integer(2_000_000, help="bytes of rich output (HTML, images, values) kept per cell"
                              ).tag(config=True)
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "code" and utils.is_grade(cell) and not utils.is_solution(cell):
+            cell.outputs, cell.execution_count = [], None  # a test cell: graded outside the kernel
+            return cell, resources
+        return super().preprocess_cell(cell, resources, index)
 
     def output(self, outs, msg, display_id, cell_index):
         kind, content = msg["msg_type"], msg["content"]

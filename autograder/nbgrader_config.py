@@ -38,8 +38,9 @@ c.Execute.iopub_timeout = 30  # after an interrupt, a busy machine may take a wh
 # Autograding keeps at most 100,000 printed characters and 2 MB of rich output per cell.
 c.Autograde.autograde_preprocessors = [LimitedExecute if p is Execute else p
                                        for p in Autograde.class_traits()["autograde_preprocessors"].default()]
-# The kernel runs the visible tests only: the grade is decided outside it, with the hidden ones
-# (minbert_lib.grading.grader), so student code never sees a hidden test or its inputs.
+# The kernel runs no test cell (LimitedExecute skips them) and its notebook holds no hidden test:
+# the grade is decided outside it (minbert_lib.grading.grader), so student code never sees a
+# hidden test or its inputs.
 # Only the kit's command may autograde: plain nbgrader and formgrader's button are refused (kit_only.py).
 _sanitize = Autograde.class_traits()["sanitize_preprocessors"].default()
 c.Autograde.sanitize_preprocessors = [KitCommandOnly] + _sanitize + [StripHiddenTests]

@@ -279,7 +279,7 @@ print("pearson and confusion matrix: OK")
 
 # %%
 BUDGETS = {  # training examples per task, dev examples per task, epochs, tokens per sentence
-    "grading": ({"sst": 32, "quora": 48, "sts": 32}, 16, 2, 32),   # enough to see the losses fall
+    "grading": ({"sst": 16, "quora": 32, "sts": 16}, 16, 2, 32),   # enough to see the losses fall
     "quick": ({"sst": 128, "quora": 192, "sts": 128}, 64, 2, 32),
     "full": ({"sst": 400, "quora": 560, "sts": 320}, 256, 3, 48),  # a few minutes per schedule
 }
