@@ -35,6 +35,9 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 c.Execute.timeout = int(os.environ.get("MINBERT_CELL_TIMEOUT", "120"))
 c.Execute.interrupt_on_timeout = True
 c.Execute.iopub_timeout = 30  # after an interrupt, a busy machine may take a while to say the cell ended
+# Once the last cell has run, the kernel is killed rather than asked to exit: a graceful exit
+# costs over a second per notebook, and killing the sandbox ends everything it started.
+c.Execute.shutdown_kernel = "immediate"
 # Autograding keeps at most 100,000 printed characters and 2 MB of rich output per cell.
 c.Autograde.autograde_preprocessors = [LimitedExecute if p is Execute else p
                                        for p in Autograde.class_traits()["autograde_preprocessors"].default()]

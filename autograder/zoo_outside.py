@@ -176,8 +176,10 @@ CASES = [
                         "sys.modules['minbert_lib.grading'] = types.SimpleNamespace()\n"),
                 {"test_attention": False, "test_attention_weights": False, "test_heads": True}),
     OutsideCase("reads_hidden_tests", ATT, "a cell that looks for the notebook and its hidden tests",
-                add_to("padding_mask", "import glob, os\nfound = [p for p in glob.glob('/**/*.ipynb', recursive=True)"
-                       " if 'attention' in p]\nassert not found, found\n"),
+                add_to("padding_mask", "import os\nfound = []\nfor folder, subfolders, files in os.walk('/'):\n"
+                       "    if folder in ('/proc', '/sys', '/dev'):\n        subfolders.clear()\n"
+                       "    found += [f'{folder}/{f}' for f in files if f.endswith(('.ipynb', '.pct.py'))"
+                       " and 'attention' in f]\nif found:  # the notebook is in reach: fail the case\n    del padding_mask_to_additive\n"),
                 all_pass(ALL_01)),
     OutsideCase("kills_its_process", ATT, "os._exit when split_heads is called",
                 edit("heads", '    B, T, H = x.shape\n    return x.view', '    import os\n    os._exit(1)\n'

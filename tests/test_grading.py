@@ -123,7 +123,7 @@ def test_a_cell_that_kills_its_process_or_loops_gets_a_grade_and_a_reason():
     scores, notes = grade("01_attention", submission("01_attention", replace={"padding_mask": looping,
                                                                               "attention": exiting},
                                                      append=[sleeping], append_to={"heads": sleeping}),
-                          cell_cpu=4, cell_wall=15)
+                          cell_cpu=3, cell_wall=5)
     assert any("wall-clock" in note for note in notes), notes  # the sleep in a solution cell was interrupted
     assert scores["test_padding_mask"][0] == 0 and "CPU time" in scores["test_padding_mask"][1]
     assert scores["test_attention_weights"][0] == 0 and "exited" in scores["test_attention_weights"][1]

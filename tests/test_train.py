@@ -294,8 +294,8 @@ def run_cli(*args, cwd):
 
 @pytest.mark.slow
 def test_quick_run_from_the_cli_writes_a_complete_run_folder(tmp_path):
-    result = run_cli("train", "--experiment", "M3", "--preset", "quick", "--data-dir", str(DATA_DIR),
-                     "--run-dir", str(tmp_path / "run"), cwd=tmp_path)
+    result = run_cli("train", "--experiment", "M3", "--preset", "quick", "--model", "tiny", "--no-bf16",
+                     "--data-dir", str(DATA_DIR), "--run-dir", str(tmp_path / "run"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "overall, plain mean (as in the report)" in result.stdout
     assert "Quora duplicate questions" in result.stdout
