@@ -9,7 +9,8 @@ with a progress bar and a checksum, which all of them use):
     data        registry.py (the data files) . data.py (reading them) . fetch.py (`minbert data fetch`)
                 batching.py (tensors, buckets)
     training    multitask.py (encoder + heads) . losses.py . schedules.py (BL, TM1, TM2)
-                experiments.py (the report's rows, budgets) . device.py . runs.py (run folders)
+                experiments.py (the report's rows, budgets) . overrides.py (--set key=value)
+                device.py . runs.py (run folders)
                 train.py (the loop) . build.py (names -> objects: `minbert train`)
                 predictions.py . evaluate.py (metrics) . plots.py . report.py . leaderboard.py
                 cli.py (`minbert`)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -30,6 +30,7 @@ from minbert_lib.losses import dataset_share_weights
 from minbert_lib.model import BertModel
 from minbert_lib.multitask import MultitaskBert, freeze_all_but_last
 from minbert_lib.optim import AdamW
+from minbert_lib.overrides import apply as apply_overrides
 from minbert_lib.predictions import EVAL_TASKS, fixed_sample, score_split, write_best_predictions
 from minbert_lib.runs import (LAST, changed_since, default_run_dir, finished, load_last, new_history,
                               run_definition, write_json)
@@ -59,6 +60,7 @@ class TrainSettings:
     progress: bool = True
     eval_every: int | None = None     # steps between dev evaluations and checkpoints (None: 1/8 of the run; 0: per epoch)
     keep_last: bool = False           # keep last.pt once the run has finished (it is removed by default)
+    overrides: dict[str, str] = field(default_factory=dict)  # --set key=value: see overrides.py
 
 
 # --- settings -----------------------------------------------------------------------
@@ -72,10 +74,17 @@ def epochs_for(settings: TrainSettings, preset: Preset) -> int:
     return settings.epochs
 
 
-def definition(settings: TrainSettings, experiment: Experiment | None = None, preset: Preset | None = None) -> dict:
-    """The run_definition of these settings (compare it with a run folder's: runs.changed_since)."""
+def resolve(settings: TrainSettings, experiment: Experiment | None = None,
+            preset: Preset | None = None) -> tuple[Experiment, Preset]:
+    """The experiment and preset a run trains: the given ones, else the named ones, with --set applied."""
     experiment = experiment or get_experiment(settings.experiment)
     preset = preset or get_preset(settings.preset)
+    return apply_overrides(experiment, preset, settings.overrides)
+
+
+def definition(settings: TrainSettings, experiment: Experiment | None = None, preset: Preset | None = None) -> dict:
+    """The run_definition of these settings (compare it with a run folder's: runs.changed_since)."""
+    experiment, preset = resolve(settings, experiment, preset)
     return run_definition(experiment, preset, epochs_for(settings, preset), settings.model, settings.seed)
 
 
@@ -205,8 +214,7 @@ def train(settings: TrainSettings, experiment: Experiment | None = None, preset:
           schedule: Schedule | None = None) -> Path:
     """Train one experiment with one preset; resume from `last.pt` when the run folder has one."""
     started = time.perf_counter()
-    experiment = experiment or get_experiment(settings.experiment)
-    preset = preset or get_preset(settings.preset)
+    experiment, preset = resolve(settings, experiment, preset)
     schedule = schedule or named_schedule(experiment.schedule)
     epochs, device = epochs_for(settings, preset), pick_device(settings.device)  # checked before anything is written
     if settings.seed < 0:
@@ -216,7 +224,7 @@ def train(settings: TrainSettings, experiment: Experiment | None = None, preset:
     run_dir = Path(settings.run_dir) if settings.run_dir else default_run_dir(settings)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--run-dir {run_dir} is a file: give a folder (new or holding a run) for the run")
-    changed = changed_since(run_dir, definition(settings, experiment, preset))
+    changed = changed_since(run_dir, run_definition(experiment, preset, epochs, settings.model, settings.seed))
     if changed and ((run_dir / LAST).exists() or (run_dir / "best-dev-scores.json").exists()):
         raise ConfigError(f"{run_dir} holds a run whose {', '.join(changed)} differ from this one: resume it "
                           "with the settings it started with, or give another --run-dir")

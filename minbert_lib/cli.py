@@ -114,11 +114,12 @@ def cmd_export_leaderboard(args: argparse.Namespace) -> None:
 
 def settings_from(args: argparse.Namespace, experiment: str, run_dir=None):
     from minbert_lib.build import TrainSettings
+    from minbert_lib.overrides import parse
 
     return TrainSettings(experiment=experiment, preset=args.preset, seed=args.seed, model=args.model,
                          run_dir=None if run_dir is None else str(run_dir), data_dir=args.data_dir, device=args.device,
                          bf16=False if args.no_bf16 else None, epochs=args.epochs, eval_every=args.eval_every,
-                         keep_last=args.keep_last)
+                         keep_last=args.keep_last, overrides=parse(args.set))
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -145,9 +146,10 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     """Train the report's ablation rows in turn (finished rows are kept) and write Table 2 and the findings."""
     from minbert_lib.build import definition, train
     from minbert_lib.experiments import EXPERIMENTS, parse_rows
+    from minbert_lib.overrides import folder_suffix, parse
     from minbert_lib.runs import changed_since, load_best_scores, load_minutes, write_json
 
-    out = Path(args.out or f"runs/reproduce-{args.preset}-seed{args.seed}")
+    out = Path(args.out or f"runs/reproduce-{args.preset}-seed{args.seed}{folder_suffix(parse(args.set))}")
     if out.exists() and not out.is_dir():
         raise MinbertError(f"--out {out} is a file: give a folder for the rows' runs and the table")
     rows = []
@@ -166,7 +168,8 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
                      "minutes": load_minutes(run_dir)})
     options = {"--rows": args.rows, "--preset": args.preset, "--seed": args.seed, "--model": args.model,
                "--epochs": args.epochs, "--data-dir": args.data_dir}
-    command = "minbert reproduce " + " ".join(f"{k} {v}" for k, v in options.items() if v is not None)
+    command = " ".join(["minbert reproduce", *(f"{k} {v}" for k, v in options.items() if v is not None),
+                        *(f"--set {item}" for item in args.set)])
     write_json(out / "table2.json", {"made_by": command, "rows": rows})
     print(write_table2(rows, out / "table2.md", out / "table2.png", command))
 
@@ -292,12 +295,16 @@ def build_parser() -> argparse.ArgumentParser:
                                   "too (default: an eighth of the run's steps; 0: at each epoch's end only)")
         command.add_argument("--keep-last", action="store_true",
                              help="keep last.pt (the resume checkpoint, 271 MB for MiniLM) once the run has finished")
+        command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                             help="change one training setting, e.g. --set lr=1e-4 --set head_lr_scale=20: any "
+                                  "field of the preset, the experiment or its heads (a wrong key lists them all)")
 
     train = sub.add_parser("train", help="train one named experiment (M0..M12 or best)",
                            description="Train one named experiment. The same command again resumes an interrupted "
                                        "run (Ctrl-C) from its last checkpointed step.")
     train.add_argument("--experiment", default="best", help="M0..M12 (the report's Table 2 rows) or best")
-    train.add_argument("--run-dir", help="where to write the run (default: runs/<experiment>-<preset>-seed<seed>)")
+    train.add_argument("--run-dir", help="where to write the run (default: runs/<experiment>-<preset>-seed<seed>, "
+                                         "then -key=value for each --set)")
     add_training_options(train)
     train.set_defaults(func=cmd_train)
 

@@ -27,6 +27,7 @@ import torch
 
 from minbert_lib.errors import MinbertError
 from minbert_lib.experiments import Experiment, Preset
+from minbert_lib.overrides import folder_suffix
 
 LAST = "last.pt"
 
@@ -59,8 +60,8 @@ def save_best(run_dir: Path, model, epoch: int) -> None:
 
 
 def default_run_dir(settings) -> Path:
-    """runs/<experiment>-<preset>-seed<seed>, for a TrainSettings."""
-    return Path("runs") / f"{settings.experiment}-{settings.preset}-seed{settings.seed}"
+    """runs/<experiment>-<preset>-seed<seed>, for a TrainSettings; each --set key=value adds -key=value."""
+    return Path("runs") / f"{settings.experiment}-{settings.preset}-seed{settings.seed}{folder_suffix(settings.overrides)}"
 
 
 # --- is it the same run? has it finished? ------------------------------------------

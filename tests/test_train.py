@@ -479,3 +479,58 @@ def test_a_run_dir_that_is_a_file_is_refused_and_left_alone(tmp_path):
     with pytest.raises(ConfigError, match="notes.txt is a file"):
         tiny_run(tmp_path / "notes.txt")
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_set_overrides_any_setting_and_the_run_records_them(tmp_path):
+    overrides = {"lr": "1e-3", "max_length": "32", "dropout": "0.1", "head_lr_scale": "20", "pooling": "mean",
+                 "train_limit": "64"}
+    run = tiny_run(tmp_path / "run", epochs=1, overrides=overrides)
+    saved = json.loads((run / "settings.json").read_text())
+    assert saved["settings"]["overrides"] == overrides
+    assert (saved["preset"]["lr"], saved["preset"]["max_length"], saved["preset"]["dropout"]) == (1e-3, 32, 0.1)
+    assert saved["preset"]["train_limit"] == 64 and saved["experiment"]["head_lr_scale"] == 20.0
+    assert saved["experiment"]["heads"]["pooling"] == "mean"
+    assert get_preset("quick").lr == 5e-5 and get_experiment("M8").heads.pooling == "cls"  # the named ones untouched
+    with pytest.raises(ConfigError, match="holds a run whose preset differ"):  # resumed only with the same settings
+        tiny_run(tmp_path / "run", epochs=1, overrides={**overrides, "lr": "2e-3"})
+    assert json.loads((run / "settings.json").read_text()) == saved
+
+
+def test_the_default_run_folder_names_each_override():
+    from minbert_lib.runs import default_run_dir
+
+    settings = TrainSettings(experiment="M3", preset="quick", overrides={"lr": "1e-4", "batch_size": "16"})
+    assert default_run_dir(settings) == Path("runs/M3-quick-seed0-batch_size=16-lr=1e-4")
+    assert default_run_dir(TrainSettings(experiment="M3", preset="quick")) == Path("runs/M3-quick-seed0")
+
+
+@pytest.mark.parametrize("assignments, message", [
+    (["lr"], "write it as key=value"),
+    (["learning_rate=1e-4"], "'learning_rate' is not a training setting; the settings are batch_size, "),
+    (["lr=1e-4", "lr=2e-4"], "--set lr is given twice"),
+    (["lr=fast"], "lr takes a float"),
+    (["batch_size=0"], "batch_size must be above 0"),
+    (["dropout=1.5"], "a dropout probability is below 1"),
+    (["lr_schedule=cosine"], "choose one of constant, linear"),
+    (["mnr=maybe"], "mnr takes a bool"),
+    (["lr=none"], "lr needs a value"),
+    (["pooling=max"], "pooling='max': choose one of"),
+])
+def test_bad_overrides_are_refused_before_anything_is_written(tmp_path, assignments, message):
+    from minbert_lib.overrides import parse
+
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        tiny_run(tmp_path / "run", overrides=parse(assignments))
+    assert not (tmp_path / "run").exists()
+
+
+def test_set_on_the_command_line_reaches_the_run(tmp_path):
+    result = run_cli("train", "--experiment", "M8", "--preset", "quick", "--model", "tiny", "--no-bf16", "--epochs", "1",
+                     "--set", "train_limit=32", "--set", "dev-limit=32", "--data-dir", str(DATA_DIR), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = tmp_path / "runs" / "M8-quick-seed0-dev_limit=32-train_limit=32"
+    saved = json.loads((run / "settings.json").read_text())
+    assert saved["settings"]["overrides"] == {"train_limit": "32", "dev_limit": "32"}
+    assert (saved["preset"]["train_limit"], saved["preset"]["dev_limit"]) == (32, 32)
+    wrong = run_cli("train", "--set", "lrr=1", cwd=tmp_path)
+    assert wrong.returncode != 0 and wrong.stderr.strip().splitlines()[-1].startswith("minbert: error: --set 'lrr=1'")
