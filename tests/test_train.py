@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from minbert_lib.config import preset
+from minbert_lib.config import model_config
 from minbert_lib.data import Example
 from minbert_lib.losses import TASK_LOSSES, cosent_loss
 from minbert_lib.model import BertModel
@@ -39,7 +39,7 @@ def random_encoding(generator, batch=8, length=6, vocab=512):
 def test_tiny_model_overfits_eight_examples_on_every_head(heads):
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
-    model = MultitaskBert(BertModel(preset("tiny", hidden_dropout=0.0, attention_dropout=0.0)),
+    model = MultitaskBert(BertModel(model_config("tiny", hidden_dropout=0.0, attention_dropout=0.0)),
                           HeadConfig(**{**heads.to_dict(), "dropout": 0.0}))
     a, b = random_encoding(generator), random_encoding(generator)
     # Quora gets its own pairs, as in real data: a bi-encoder scores both pair tasks by cos(u, v),
@@ -73,7 +73,7 @@ def test_cosent_on_the_cos_s_head_ranks_cosines_not_five_times_cosines():
     """CoSENT's scale 20 is meant for cosines: COS-S predicts 5 cos, which would make it 100."""
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(1)
-    model = MultitaskBert(BertModel(preset("tiny")), HeadConfig(similarity_head="cos", pooling="mean")).eval()
+    model = MultitaskBert(BertModel(model_config("tiny")), HeadConfig(similarity_head="cos", pooling="mean")).eval()
     a, b = random_encoding(generator), random_encoding(generator)
     labels = torch.linspace(0.0, 5.0, 8)
     experiment = SimpleNamespace(similarity_loss="cosent")
@@ -92,7 +92,7 @@ def test_mnr_batches_never_repeat_a_sentence_and_cover_every_pair():
 
 
 def test_layerwise_decay_gives_lower_layers_smaller_rates():
-    model = MultitaskBert(BertModel(preset("tiny")))
+    model = MultitaskBert(BertModel(model_config("tiny")))
     optimizer = make_optimizer(model, lr=1e-3, layerwise_decay=0.5)
     rate_of = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
     assert rate_of[id(model.sentiment.weight)] == 1e-3
@@ -102,7 +102,7 @@ def test_layerwise_decay_gives_lower_layers_smaller_rates():
 
 
 def test_heads_learn_at_their_own_rate_and_the_encoder_keeps_its_own():
-    model = MultitaskBert(BertModel(preset("tiny")))
+    model = MultitaskBert(BertModel(model_config("tiny")))
     optimizer = make_optimizer(model, lr=1e-4, head_lr_scale=20.0)
     rate_of = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
     for head in (model.sentiment, model.paraphrase, model.similarity):
@@ -123,7 +123,7 @@ def rates_before_each_step(kind, total_steps, model):
 
 
 def test_linear_schedule_warms_up_for_a_tenth_of_the_steps_then_decays_to_zero():
-    model = MultitaskBert(BertModel(preset("tiny")))
+    model = MultitaskBert(BertModel(model_config("tiny")))
     base = [group["lr"] for group in make_optimizer(model, lr=1e-3, layerwise_decay=0.5).param_groups]
     rates, after_last = rates_before_each_step("linear", 20, model)
     factors = [r[0] / base[0] for r in rates]  # warmup is 2 of 20 steps
@@ -367,8 +367,13 @@ def test_committed_cpu_table_is_regenerated_from_its_json(tmp_path):
     written = run_cli("findings", str(results / "table2-cpu-seed0.json"), "--md", str(tmp_path / "t.md"), cwd=tmp_path)
     assert written.returncode == 0, written.stderr
     assert (tmp_path / "t.md").read_text() == (results / "table2-cpu-seed0.md").read_text()
-    assert "| M6 | BL+TM1+COS-S+MNR+FL2 | 0.351 | 0.435 |" in written.stdout
-    assert "measured with MNR before the fix; rerun pending" in written.stdout
+    assert "| M6 | BL+TM1+COS-S+FL2 | 0.303 | 0.435 |" in written.stdout  # the report's M6: no MNR
+    noted = json.loads((results / "table2-cpu-seed0.json").read_text())
+    noted["rows"][6]["note"] = "measured under an older definition"
+    (tmp_path / "noted.json").write_text(json.dumps(noted))
+    again = run_cli("findings", str(tmp_path / "noted.json"), cwd=tmp_path)
+    assert "| 7.3 | measured under an older definition |" in again.stdout
+    assert "Rows with a note were measured under another definition: M6 (measured under an older" in again.stdout
 
 
 def test_findings_refuses_what_is_not_a_table(tmp_path):
