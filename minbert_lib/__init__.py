@@ -4,7 +4,7 @@ Every piece the notebooks teach lives here, tested. Read it in four layers, each
 the ones above it (and errors.py, the kit's one-line errors, and download.py, files fetched
 with a progress bar and a checksum, which all of them use):
 
-    model       config.py (sizes, presets) . tokenizer.py . attention.py . model.py (BertModel)
+    model       config.py (model sizes by name) . tokenizer.py . attention.py . model.py (BertModel)
                 weights.py (pretrained weights) . optim.py (AdamW)
     data        registry.py (the data files) . data.py (reading them) . fetch.py (`minbert data fetch`)
                 batching.py (tensors, buckets)

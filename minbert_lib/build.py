@@ -21,7 +21,7 @@ import torch
 
 from minbert_lib import distributed
 from minbert_lib.batching import BucketBatchSampler, TaskDataset, mnr_batches
-from minbert_lib.config import preset as config_preset
+from minbert_lib.config import model_config
 from minbert_lib.data import Example, limited, load_split, split_path
 from minbert_lib.device import bf16_supported, pick_device, seed_everything
 from minbert_lib.errors import ConfigError
@@ -50,7 +50,7 @@ class TrainSettings:
     experiment: str = "best"
     preset: str = "cpu"
     seed: int = 0
-    model: str = "minilm-l6"          # a weights preset or folder; "tiny" = a random tiny encoder (tests)
+    model: str = "minilm-l6"          # a model name or weights folder; "tiny" = a random tiny encoder (tests)
     run_dir: str | None = None        # default: runs/<experiment>-<preset>-seed<seed>
     data_dir: str | None = None
     device: str | None = None         # default: cuda, then mps, then cpu
@@ -151,7 +151,7 @@ def build_model(settings: TrainSettings, experiment: Experiment, preset: Preset,
         overrides["hidden_dropout"] = preset.dropout
     if settings.model == "tiny":
         # 6 layers like MiniLM, so that FL2 and FL4 mean the same; hidden 32 keeps it fast
-        encoder = BertModel(config_preset("tiny", vocab_size=tokenizer.vocab_size, num_layers=6,
+        encoder = BertModel(model_config("tiny", vocab_size=tokenizer.vocab_size, num_layers=6,
                                           max_position_embeddings=512, **overrides))
     else:
         encoder = BertModel.from_pretrained(settings.model, **overrides)

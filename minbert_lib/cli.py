@@ -285,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
                              help="how much to train: quick (1-2 min), cpu (default), paper (the report's, for a GPU)")
         command.add_argument("--seed", type=int, default=0,
                              help="seeds the heads' initialisation, the shuffling and dropout (default: 0)")
-        command.add_argument("--model", default="minilm-l6", help="weights preset or folder (default: minilm-l6)")
+        command.add_argument("--model", default="minilm-l6", help="a model name (minilm-l6, bert-base-uncased, tiny) or a weights folder (default: minilm-l6)")
         command.add_argument("--data-dir", help="folder with the CS224N data files (default: $MINBERT_DATA_DIR, then data/)")
         command.add_argument("--device", help="cuda, mps or cpu (default: the first available)")
         command.add_argument("--no-bf16", action="store_true", help="train in fp32 even where bf16 is supported")

@@ -1,4 +1,4 @@
-"""`BertConfig`: the sizes of a BERT model, and the kit's named presets."""
+"""`BertConfig`: the sizes of a BERT model, and the models the kit knows by name."""
 from __future__ import annotations
 
 import dataclasses
@@ -92,9 +92,9 @@ class BertConfig:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
 
 
-# Named presets. Pretrained ones get their sizes from the weights' own
+# The models the kit knows by name. Pretrained ones get their sizes from the weights' own
 # config.json (see minbert_lib.weights); these entries document them.
-PRESETS: dict[str, BertConfig] = {
+MODELS: dict[str, BertConfig] = {
     "minilm-l6": BertConfig(),
     "bert-base-uncased": BertConfig(
         hidden_size=768, num_layers=12, num_heads=12, intermediate_size=3072
@@ -107,8 +107,8 @@ PRESETS: dict[str, BertConfig] = {
 }
 
 
-def preset(name: str, **overrides) -> BertConfig:
-    """Return a copy of a named preset, with optional field overrides."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}: choose one of {sorted(PRESETS)}")
-    return dataclasses.replace(PRESETS[name], **overrides)
+def model_config(name: str, **overrides) -> BertConfig:
+    """The sizes of a model the kit knows by name ("tiny", "minilm-l6" ...), with optional field overrides."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}: choose one of {sorted(MODELS)}")
+    return dataclasses.replace(MODELS[name], **overrides)

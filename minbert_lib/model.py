@@ -123,7 +123,7 @@ class BertModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path = "minilm-l6", **config_overrides) -> "BertModel":
-        """Load a preset ("minilm-l6", "bert-base-uncased"), a hub name ("owner/name[@revision]")
+        """Load a model by name ("minilm-l6", "bert-base-uncased"), a hub name ("owner/name[@revision]")
         or a Hugging Face-format folder (see minbert_lib.weights).
 
         `config_overrides` change fields that do not affect the weights' shapes,

@@ -36,7 +36,7 @@ class Tokenizer:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path = "minilm-l6", **kwargs) -> "Tokenizer":
-        """Tokenizer of a preset ("minilm-l6", "bert-base-uncased") or of a model folder."""
+        """Tokenizer of a model by name ("minilm-l6", "bert-base-uncased") or of a model folder."""
         from minbert_lib.weights import resolve_model_dir
 
         return cls(resolve_model_dir(name_or_path) / "vocab.txt", **kwargs)

@@ -115,7 +115,7 @@ def resolve_model_dir(name_or_path: str | Path, revision: str | None = None) -> 
 def check_model_dir(folder: Path) -> None:
     """Raise a one-line WeightsError unless `folder` looks like a Hugging Face model folder."""
     if not folder.is_dir():
-        raise WeightsError(f"{folder} is not a folder: give a preset (minilm-l6, bert-base-uncased), "
+        raise WeightsError(f"{folder} is not a folder: give a model name (minilm-l6, bert-base-uncased), "
                            "a hub name (owner/name) or a Hugging Face-format model folder")
     missing = [f for f in ("config.json", "vocab.txt") if not (folder / f).is_file()]
     if not any((folder / f).is_file() for f in WEIGHT_FILES):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from minbert_lib.config import preset
+from minbert_lib.config import model_config
 
 SENTENCES = [
     "hello world",
@@ -35,7 +35,7 @@ def minilm_batch():
 
 @pytest.fixture
 def tiny_config():
-    return preset("tiny")
+    return model_config("tiny")
 
 
 @pytest.fixture

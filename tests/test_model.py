@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from minbert_lib.attention import merge_heads, split_heads
-from minbert_lib.config import BertConfig, preset
+from minbert_lib.config import BertConfig, model_config
 from minbert_lib.model import BertModel
 from minbert_lib.reference import compare_with_transformers
 
@@ -53,8 +53,8 @@ def test_padding_does_not_change_real_positions(tiny_config, tiny_batch):
 
 def test_plain_and_sdpa_attention_agree(tiny_batch):
     torch.manual_seed(0)
-    plain = BertModel(preset("tiny")).eval()
-    fast = BertModel(preset("tiny", attention="sdpa")).eval()
+    plain = BertModel(model_config("tiny")).eval()
+    fast = BertModel(model_config("tiny", attention="sdpa")).eval()
     fast.load_state_dict(plain.state_dict())
     real = tiny_batch["attention_mask"].bool()
     with torch.no_grad():

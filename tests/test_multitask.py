@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from minbert_lib.config import preset
+from minbert_lib.config import model_config
 from minbert_lib.losses import cosent_loss, dataset_share_weights, multiple_negatives_ranking_loss
 from minbert_lib.model import BertModel
 from minbert_lib.multitask import HeadConfig, MultitaskBert, freeze_all_but_last
@@ -13,7 +13,7 @@ from minbert_lib.multitask import HeadConfig, MultitaskBert, freeze_all_but_last
 
 def tiny_multitask(**heads):
     torch.manual_seed(0)
-    return MultitaskBert(BertModel(preset("tiny", num_layers=6, hidden_dropout=0.0, attention_dropout=0.0)),
+    return MultitaskBert(BertModel(model_config("tiny", num_layers=6, hidden_dropout=0.0, attention_dropout=0.0)),
                          HeadConfig(dropout=0.0, **heads))
 
 

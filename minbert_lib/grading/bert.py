@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from minbert_lib.attention import padding_mask_to_additive
-from minbert_lib.config import BertConfig, preset
+from minbert_lib.config import BertConfig, model_config
 from minbert_lib.grading import attention as _attention  # noqa: F401  (registers mask_ignored)
 from minbert_lib.grading import drive
 from minbert_lib.grading.common import (MISTAKES, CheckError, case, compare, compare_train_mode, load, module_outputs, outputs_of,
@@ -66,7 +66,7 @@ DROPOUT_WHERE = {
 def _tiny_module_case(module_cls, seed: int, batch: int, length: int) -> tuple[dict, nn.Module, torch.Generator]:
     """A randomized reference module of the tiny config, with the case fields every module case shares."""
     g = torch.Generator().manual_seed(seed)
-    config = preset("tiny", vocab_size=64, max_position_embeddings=16)  # small files
+    config = model_config("tiny", vocab_size=64, max_position_embeddings=16)  # small files
     reference = randomize_(module_cls(config), g)
     c = {"config": config.to_dict(), "state": reference.state_dict(),
          "attention_mask": random_attention_mask(g, batch, length)}
@@ -300,7 +300,7 @@ def check_weight_names(fn) -> None:
     """fn(Hugging Face parameter name) -> the kit's name, for every parameter of a BertModel."""
     from minbert_lib.weights import kit_to_hf_name
 
-    kit_names = list(BertModel(preset("tiny")).state_dict())
+    kit_names = list(BertModel(model_config("tiny")).state_dict())
     hf_names = [kit_to_hf_name(name) for name in kit_names]
     for kit_name, hf_name, got in zip(kit_names, hf_names, drive(map_names, fn, hf_names)):
         if got != kit_name:

@@ -6,7 +6,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from minbert_lib.config import preset
+from minbert_lib.config import model_config
 from minbert_lib.grading import drive
 from minbert_lib.grading import sentiment as _sentiment  # noqa: F401  (registers frozen_still_training)
 from minbert_lib.grading.common import (MISTAKES, CheckError, call_function, case, compare, load, register,
@@ -60,7 +60,7 @@ def cosine_heads_case(seed: int, batch: int = 6, hidden_size: int = 8) -> dict:
 def tiny_multitask_model(num_layers: int = 6) -> MultitaskBert:
     """A tiny MultitaskBert with as many layers as MiniLM, so that FL2 and FL4 mean the same."""
     torch.manual_seed(0)
-    return MultitaskBert(BertModel(preset("tiny", vocab_size=64, num_layers=num_layers,
+    return MultitaskBert(BertModel(model_config("tiny", vocab_size=64, num_layers=num_layers,
                                           max_position_embeddings=16)))
 
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minbert_lib.config import BertConfig, preset
+from minbert_lib.config import BertConfig, model_config
 from minbert_lib.grading import drive
 from minbert_lib.grading.common import (MISTAKES, CheckError, call_function, case, compare, compare_train_mode, module_outputs,
                                         outputs_of, random_attention_mask, randomize_, register, result_of,
@@ -67,7 +67,7 @@ class SentimentClassifier(nn.Module):
 def tiny_encoder(seed: int, vocab_size: int = 64) -> BertModel:
     """A randomized 2-layer encoder of hidden size 32: fast enough to train in a check."""
     g = torch.Generator().manual_seed(seed)
-    config = preset("tiny", vocab_size=vocab_size, max_position_embeddings=16)
+    config = model_config("tiny", vocab_size=vocab_size, max_position_embeddings=16)
     return randomize_(BertModel(config), g)
 
 

@@ -32,10 +32,10 @@ from torch import nn
 
 from minbert_lib import checks
 from minbert_lib.attention import MultiHeadSelfAttention, padding_mask_to_additive
-from minbert_lib.config import BertConfig, preset
+from minbert_lib.config import BertConfig, model_config
 from minbert_lib.model import BertOutput, BertPooler
 
-config = preset("tiny")
+config = model_config("tiny")
 config
 
 # %% [markdown]
