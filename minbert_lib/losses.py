@@ -29,6 +29,14 @@ def similarity_loss(predictions: torch.Tensor, labels: torch.Tensor) -> torch.Te
 TASK_LOSSES = {"sst": sentiment_loss, "quora": paraphrase_loss, "sts": similarity_loss}
 
 
+def task_loss(task: str, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The mean loss of one task's batch: 'sst' (B, 5) logits, 'quora' (B,) logits, 'sts' (B,) scores
+    (notebook 05's exercise)."""
+    if task not in TASK_LOSSES:
+        raise ValueError(f"unknown task {task!r}: choose one of {TASKS}")
+    return TASK_LOSSES[task](outputs, labels)
+
+
 def multiple_negatives_ranking_loss(anchors: torch.Tensor, positives: torch.Tensor,
                                     scale: float = 20.0) -> torch.Tensor:
     """MNR loss: for anchor i, positive i is the right answer among all positives of the batch.

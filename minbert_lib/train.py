@@ -35,8 +35,8 @@ GRAD_CLIP_NORM = 1.0
 
 # --- one step ---------------------------------------------------------------------
 
-def task_loss(model: MultitaskBert, task: str, batch: dict, experiment: Experiment) -> torch.Tensor:
-    """The loss of one task on one batch (heads return logits or raw scores; see losses.py)."""
+def batch_loss(model: MultitaskBert, task: str, batch: dict, experiment: Experiment) -> torch.Tensor:
+    """The model's loss on one task's batch: its head's outputs, then the task's loss (losses.py)."""
     labels = batch["labels"]
     if task == "sst":
         return TASK_LOSSES["sst"](model.sentiment_logits(batch), labels)
@@ -69,7 +69,7 @@ class StepLoss(torch.nn.Module):
             if task == "mnr":
                 losses[task] = multiple_negatives_ranking_loss(*self.model.embed_pair(batch["a"], batch["b"]))
             else:
-                losses[task] = task_loss(self.model, task, batch, self.experiment)
+                losses[task] = batch_loss(self.model, task, batch, self.experiment)
         total = sum(self.weights.get(task, 1.0) * loss for task, loss in losses.items())
         return total, losses
 

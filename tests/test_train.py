@@ -78,7 +78,7 @@ def test_cosent_on_the_cos_s_head_ranks_cosines_not_five_times_cosines():
     labels = torch.linspace(0.0, 5.0, 8)
     experiment = SimpleNamespace(similarity_loss="cosent")
     cosines = torch.nn.functional.cosine_similarity(model.embed(a), model.embed(b), dim=-1).clamp(min=0)
-    loss = train_module.task_loss(model, "sts", {"a": a, "b": b, "labels": labels}, experiment)
+    loss = train_module.batch_loss(model, "sts", {"a": a, "b": b, "labels": labels}, experiment)
     assert torch.allclose(loss, cosent_loss(cosines, labels), atol=1e-5)
 
 

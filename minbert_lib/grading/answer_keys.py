@@ -32,8 +32,8 @@ ANSWER_KEYS: dict[str, dict[str, list[str]]] = {
     },
     "05_multitask": {
         "heads": ["minbert_lib.grading.multitask.MultitaskHeads"],
-        "task_loss": ["minbert_lib.losses.sentiment_loss", "minbert_lib.losses.paraphrase_loss",
-                      "minbert_lib.losses.similarity_loss"],
+        "task_loss": ["minbert_lib.losses.task_loss", "minbert_lib.losses.sentiment_loss",
+                      "minbert_lib.losses.paraphrase_loss", "minbert_lib.losses.similarity_loss"],
         "schedules": ["minbert_lib.schedules.baseline_epoch", "minbert_lib.schedules.tm1_epoch",
                       "minbert_lib.schedules.tm2_epoch"],
         "metrics": ["minbert_lib.evaluate.pearson", "minbert_lib.evaluate.confusion_matrix"],

@@ -208,9 +208,10 @@ def resolve_name(dotted: str) -> tuple[Any, str, Any]:
 def poison(answer_keys: dict[str, list[str]], runner: Runner) -> None:
     """Make every answer key raise while its exercise is active, wherever it is referenced.
 
-    Functions are replaced in every loaded `minbert_lib` module that holds them (a module
-    imported later takes the replacement from there); classes are guarded in place, which also
-    catches aliases and subclasses.
+    Functions are replaced in every loaded `minbert_lib` module that holds them, as an attribute
+    or as a value of a module-level dict such as losses.TASK_LOSSES (a module imported later
+    takes the replacement from there); classes are guarded in place, which also catches aliases
+    and subclasses.
     """
     for exercise, names in answer_keys.items():
         for dotted in names:
@@ -227,6 +228,8 @@ def poison(answer_keys: dict[str, list[str]], runner: Runner) -> None:
                         for attribute, value in list(vars(module).items()):
                             if value is original:
                                 setattr(module, attribute, replacement)
+                            elif isinstance(value, dict):
+                                value.update({k: replacement for k, v in value.items() if v is original})
 
 
 def _guarded(function, exercise: str, dotted: str, runner: Runner):
