@@ -22,7 +22,8 @@ Which modules each notebook teaches, and the module that grades it:
     01_attention    attention.py                                     grading/attention.py
     02_bert         model.py, weights.py                             grading/bert.py
     03_adamw        optim.py                                         grading/adamw.py
-    04_sentiment    model.py (mean_pool), on the pretrained encoder  grading/sentiment.py
+    04_sentiment    model.py (mean_pool), multitask.py (SentimentClassifier)
+                                                                     grading/sentiment.py
     05_multitask    multitask.py, losses.py, schedules.py            grading/multitask.py
     06_extensions   multitask.py (COS-S, COS-P, freezing), losses.py (MNR, RW)
                                                                      grading/extensions.py

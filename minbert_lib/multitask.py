@@ -56,6 +56,41 @@ class HeadConfig:
         return asdict(self)
 
 
+class SentimentClassifier(nn.Module):
+    """Notebook 04's classifier (and its answer key): mean-pooled BERT, dropout, a linear layer to 5 logits."""
+
+    def __init__(self, encoder: BertModel, dropout: float = 0.3):
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(encoder.config.hidden_size, NUM_SENTIMENT_CLASSES)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids, attention_mask).last_hidden_state  # (B, T, H)
+        return self.classifier(self.dropout(mean_pool(hidden, attention_mask)))  # (B, 5) logits
+
+
+class MultitaskHeads(nn.Module):
+    """Notebook 05's heads (and their answer key): the report's three linear heads on sentence
+    embeddings u, v (B, H). MultitaskBert below holds the trainer's heads, with the extensions."""
+
+    def __init__(self, hidden_size: int, dropout: float = 0.3):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.sentiment = nn.Linear(hidden_size, NUM_SENTIMENT_CLASSES)
+        self.paraphrase = nn.Linear(2 * hidden_size, 1)
+        self.similarity = nn.Linear(2 * hidden_size, 1)
+
+    def sentiment_logits(self, u: torch.Tensor) -> torch.Tensor:
+        return self.sentiment(self.dropout(u))  # (B, 5)
+
+    def paraphrase_logits(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return self.paraphrase(self.dropout(torch.cat([u, v], dim=-1))).squeeze(-1)  # (B,)
+
+    def similarity_scores(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return self.similarity(self.dropout(torch.cat([u, v], dim=-1))).squeeze(-1)  # (B,)
+
+
 class MultitaskBert(nn.Module):
     def __init__(self, encoder: BertModel, heads: HeadConfig | None = None):
         super().__init__()

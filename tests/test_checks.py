@@ -22,8 +22,7 @@ from minbert_lib.optim import AdamW
 from minbert_lib.losses import TASK_LOSSES, dataset_share_weights, multiple_negatives_ranking_loss
 from minbert_lib.multitask import freeze_all_but_last
 from minbert_lib.config import BertConfig
-from minbert_lib.grading.multitask import MultitaskHeads
-from minbert_lib.grading.sentiment import SentimentClassifier
+from minbert_lib.multitask import MultitaskHeads, SentimentClassifier
 from minbert_lib.schedules import SCHEDULES
 
 SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions"

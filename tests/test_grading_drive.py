@@ -16,8 +16,7 @@ import torch.nn.functional as F
 from minbert_lib import checks
 from minbert_lib.attention import (MultiHeadSelfAttention, merge_heads, padding_mask_to_additive,
                                    scaled_dot_product_attention, split_heads)
-from minbert_lib.grading.multitask import MultitaskHeads
-from minbert_lib.grading.sentiment import SentimentClassifier
+from minbert_lib.multitask import MultitaskHeads, SentimentClassifier
 from minbert_lib.losses import TASK_LOSSES, dataset_share_weights, multiple_negatives_ranking_loss
 from minbert_lib.model import BertEmbeddings, BertLayer, BertModel, FeedForward, mean_pool
 from minbert_lib.multitask import freeze_all_but_last

@@ -28,10 +28,10 @@ ANSWER_KEYS: dict[str, dict[str, list[str]]] = {
     },
     "04_sentiment": {
         "mean_pool": ["minbert_lib.model.mean_pool"],
-        "classifier": ["minbert_lib.grading.sentiment.SentimentClassifier"],
+        "classifier": ["minbert_lib.multitask.SentimentClassifier"],
     },
     "05_multitask": {
-        "heads": ["minbert_lib.grading.multitask.MultitaskHeads"],
+        "heads": ["minbert_lib.multitask.MultitaskHeads"],
         "task_loss": ["minbert_lib.losses.task_loss", "minbert_lib.losses.sentiment_loss",
                       "minbert_lib.losses.paraphrase_loss", "minbert_lib.losses.similarity_loss"],
         "schedules": ["minbert_lib.schedules.baseline_epoch", "minbert_lib.schedules.tm1_epoch",

@@ -6,14 +6,13 @@ from functools import partial
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from minbert_lib.grading import drive
 from minbert_lib.grading import sentiment as _sentiment  # noqa: F401  (registers classifier_softmax)
 from minbert_lib.grading.common import (MISTAKES, CheckError, call_function, case, compare, compare_train_mode,
                                         module_outputs, outputs_of, randomize_, register, result_of, type_name)
 from minbert_lib.losses import TASK_LOSSES
-from minbert_lib.multitask import NUM_SENTIMENT_CLASSES
+from minbert_lib.multitask import NUM_SENTIMENT_CLASSES, MultitaskHeads
 from minbert_lib.schedules import SCHEDULES, TaskStream
 
 ASSIGNMENT = "05_multitask"
@@ -50,26 +49,6 @@ register({
     "confusion_transposed": "the confusion matrix is transposed: rows are the gold classes, columns the "
                             "predicted ones, matrix[gold, predicted] += 1",
 })
-
-
-class MultitaskHeads(nn.Module):
-    """The reference of notebook 05: the report's three linear heads on sentence embeddings u, v (B, H)."""
-
-    def __init__(self, hidden_size: int, dropout: float = 0.3):
-        super().__init__()
-        self.dropout = nn.Dropout(dropout)
-        self.sentiment = nn.Linear(hidden_size, NUM_SENTIMENT_CLASSES)
-        self.paraphrase = nn.Linear(2 * hidden_size, 1)
-        self.similarity = nn.Linear(2 * hidden_size, 1)
-
-    def sentiment_logits(self, u: torch.Tensor) -> torch.Tensor:
-        return self.sentiment(self.dropout(u))  # (B, 5)
-
-    def paraphrase_logits(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return self.paraphrase(self.dropout(torch.cat([u, v], dim=-1))).squeeze(-1)  # (B,)
-
-    def similarity_scores(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return self.similarity(self.dropout(torch.cat([u, v], dim=-1))).squeeze(-1)  # (B,)
 
 
 # --- cases --------------------------------------------------------------------------------

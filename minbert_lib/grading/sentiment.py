@@ -14,7 +14,7 @@ from minbert_lib.grading.common import (MISTAKES, CheckError, call_function, cas
                                         outputs_of, random_attention_mask, randomize_, register, result_of,
                                         type_name)
 from minbert_lib.model import BertModel, mean_pool
-from minbert_lib.multitask import NUM_SENTIMENT_CLASSES
+from minbert_lib.multitask import NUM_SENTIMENT_CLASSES, SentimentClassifier
 
 ASSIGNMENT = "04_sentiment"
 
@@ -46,20 +46,6 @@ register({
     "single_class_predictions": "the model predicts the same class for every sentence, so it learned only "
                                 "which class is most frequent: train longer or with a larger learning rate",
 })
-
-
-class SentimentClassifier(nn.Module):
-    """The reference of notebook 04: mean-pooled BERT, dropout, a linear layer to 5 logits."""
-
-    def __init__(self, encoder: BertModel, dropout: float = 0.3):
-        super().__init__()
-        self.encoder = encoder
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(encoder.config.hidden_size, NUM_SENTIMENT_CLASSES)
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.encoder(input_ids, attention_mask).last_hidden_state  # (B, T, H)
-        return self.classifier(self.dropout(mean_pool(hidden, attention_mask)))  # (B, 5) logits
 
 
 # --- cases --------------------------------------------------------------------------------
