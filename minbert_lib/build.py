@@ -25,7 +25,7 @@ from minbert_lib.config import model_config
 from minbert_lib.data import Example, limited, load_split, split_path
 from minbert_lib.device import bf16_supported, pick_device, seed_everything
 from minbert_lib.errors import ConfigError
-from minbert_lib.experiments import Experiment, Preset, get_experiment, get_preset
+from minbert_lib.experiments import LR_SCHEDULES, Experiment, Preset, get_experiment, get_preset
 from minbert_lib.losses import dataset_share_weights
 from minbert_lib.model import BertModel
 from minbert_lib.multitask import MultitaskBert, freeze_all_but_last
@@ -40,7 +40,6 @@ from minbert_lib.train import Learner, Progress, StepLoss, mnr_pretrain, resume,
 
 MIN_CURVE_POINTS = 8  # dev evaluations per run by default
 MNR_MIN_STS_SIMILARITY = 4.0  # STS pairs at least this similar count as positives for MNR
-LR_SCHEDULES = ("constant", "linear")
 WARMUP_FRACTION = 0.1
 
 

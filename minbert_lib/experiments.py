@@ -12,6 +12,9 @@ from minbert_lib import report
 from minbert_lib.errors import ConfigError
 from minbert_lib.multitask import HeadConfig
 
+LR_SCHEDULES = ("constant", "linear")
+SIMILARITY_LOSSES = ("mse", "cosent")
+
 
 @dataclass
 class Experiment:
@@ -27,6 +30,11 @@ class Experiment:
     lr_scale: float = 1.0                 # the encoder learns at the preset's lr * this
     head_lr_scale: float = 1.0            # heads learn at the encoder's lr * this (the report: 1, one rate for all)
     lr_schedule: str = "constant"         # constant (the report) | linear: warm up, then decay to 0
+
+    def __post_init__(self):
+        for name, choices in (("lr_schedule", LR_SCHEDULES), ("similarity_loss", SIMILARITY_LOSSES)):
+            if getattr(self, name) not in choices:
+                raise ConfigError(f"{name}={getattr(self, name)!r}: choose one of {', '.join(choices)}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

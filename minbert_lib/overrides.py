@@ -18,7 +18,6 @@ from minbert_lib.errors import ConfigError
 from minbert_lib.experiments import Experiment, Preset
 from minbert_lib.multitask import HeadConfig
 
-CHOICES = {"lr_schedule": ("constant", "linear"), "similarity_loss": ("mse", "cosent")}
 AT_LEAST_ZERO = {"dropout", "freeze_last"}  # every other number must be above 0
 TRUE, FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
@@ -68,8 +67,6 @@ def convert(key: str, text: str):
         value = {"int": int, "float": float, "str": str}[base](text)
     except ValueError:
         raise ConfigError(f"--set {key}={text}: {key} takes a {base}") from None
-    if key in CHOICES and value not in CHOICES[key]:
-        raise ConfigError(f"--set {key}={text}: choose one of {', '.join(CHOICES[key])}")
     if base in ("int", "float") and (value < 0 if key in AT_LEAST_ZERO else value <= 0):
         raise ConfigError(f"--set {key}={text}: {key} must be {'0 or more' if key in AT_LEAST_ZERO else 'above 0'}")
     if key == "dropout" and value >= 1:
@@ -84,11 +81,11 @@ def apply(experiment: Experiment, preset: Preset, overrides: dict[str, str]) -> 
         if key not in SETTINGS:
             raise ConfigError(f"{key!r} is not a training setting; the settings are {', '.join(sorted(SETTINGS))}")
         changes[SETTINGS[key][0]][key] = convert(key, text)
-    try:
-        heads = dataclasses.replace(experiment.heads, **changes["heads"])  # HeadConfig checks its choices
+    try:  # HeadConfig and Experiment check their choices (pooling, lr_schedule ...)
+        heads = dataclasses.replace(experiment.heads, **changes["heads"])
+        experiment = dataclasses.replace(experiment, heads=heads, **changes["experiment"])
     except ValueError as err:
         raise ConfigError(f"--set: {err}") from None
-    experiment = dataclasses.replace(experiment, heads=heads, **changes["experiment"])
     return experiment, dataclasses.replace(preset, **changes["preset"])
 
 
