@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import copy
-import ctypes
 import dataclasses
 import hashlib
 import html
@@ -45,6 +44,7 @@ import zipfile
 from pathlib import Path
 
 from autograder import gradebook
+from autograder.warm import die_with_parent, run_grader
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE_SUFFIX = ".pct.py"
@@ -112,12 +112,6 @@ def nbgrader(*args: str, root: Path = ROOT, check: bool = True, timeout: float |
     if check and result.returncode != 0:
         raise CourseError(f"nbgrader {' '.join(args)} failed: {last_error_line(result.stderr)}")
     return result
-
-
-def die_with_parent() -> None:
-    """In a child process: get SIGKILL when the parent dies (Linux), so a killed grader leaves nothing running."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def last_error_line(log: str) -> str:
@@ -657,7 +651,9 @@ def autograde_one(root: Path, name: str, student: str, timeout: float, limits=No
 
     row = {"student": student, "assignment": name, "score": 0.0, "auto_max": 0.0, "status": "ok", "reason": "",
            "sandboxed": limits is not None}
-    each = max(1, (threads or grading_threads()) // 2)  # threads for the kernel and for the runner
+    # The runner trains for the tests; the kernel only previews (see notebook.training_budget)
+    runner_threads = threads or grading_threads()
+    kernel_threads = max(1, runner_threads // 2)
     source = nbformat.read(notebook_file("solutions", name, root), as_version=4)
     tests = grade_cells(source, "code")
     row["auto_max"] = sum(tests.values())
@@ -676,9 +672,9 @@ def autograde_one(root: Path, name: str, student: str, timeout: float, limits=No
     try:
         with concurrent.futures.ThreadPoolExecutor(1) as beside:
             outside = beside.submit(grade_outside, root, name, student, runner_limits, cell_timeout,
-                                    runner_bounds, each)
+                                    runner_bounds, runner_threads)
             result, kernel_note, recorded = run_notebook(root, name, student, timeout, kernel_limits,
-                                                         cell_timeout, each, kernel_bounds)
+                                                         cell_timeout, kernel_threads, kernel_bounds)
             grading = outside.result()
     finally:
         for bounds in (kernel_bounds, runner_bounds):
@@ -727,6 +723,7 @@ def run_notebook(root: Path, name: str, student: str, timeout: float, limits, ce
     """nbgrader's run of the notebook in the sandbox's kernel, recorded in a private gradebook:
     (nbgrader's CompletedProcess or None, why the run failed or None, what it recorded)."""
     from autograder.kit_only import KIT_ENV
+    from minbert_lib.notebook import GRADED_OUTSIDE_ENV
 
     args = ["autograde", name, "--student", student, "--create", "--force"]
     if cell_timeout:
@@ -737,6 +734,7 @@ def run_notebook(root: Path, name: str, student: str, timeout: float, limits, ce
         extra, env = sandbox_args(Path(tmp), limits, bounds) if limits else ([], {})
         env["OMP_NUM_THREADS"] = str(threads)
         env[KIT_ENV] = "1"  # nbgrader_config.py refuses autograde without it
+        env[GRADED_OUTSIDE_ENV] = "1"  # 04-06 train in the "preview" budget: the runner trains for the tests
         try:
             result = nbgrader(*args, *extra, f"--CourseDirectory.db_url={private_db}", root=root, check=False,
                               timeout=timeout, env=env)
@@ -795,18 +793,17 @@ def grade_outside(root: Path, name: str, student: str, limits, cell_timeout: int
         spec = runner_spec(tmp, limits, root, bounds, threads)
         (tmp / "runner.json").write_text(json.dumps(spec), encoding="utf-8")
         out = tmp / "result.json"
-        command = [sys.executable, "-m", "minbert_lib.grading.grader",
-                   str(notebook_file("solutions", name, root)), str(notebook_file("notebooks", name, root)),
-                   str(notebook_file(f"autograder/submitted/{student}", name, root)),
-                   "--out", str(out), "--runner-json", str(tmp / "runner.json")]
+        argv = [str(notebook_file("solutions", name, root)), str(notebook_file("notebooks", name, root)),
+                str(notebook_file(f"autograder/submitted/{student}", name, root)),
+                "--out", str(out), "--runner-json", str(tmp / "runner.json")]
         if cell_timeout:  # the same limit as the notebook's cells, in CPU and in wall-clock seconds
-            command += ["--cell-cpu", str(cell_timeout), "--cell-wall", str(cell_timeout)]
+            argv += ["--cell-cpu", str(cell_timeout), "--cell-wall", str(cell_timeout)]
         env = {**os.environ, "MINBERT_ASSIGNMENT_DIR": str(root / "solutions" / name),
                "OMP_NUM_THREADS": "1"}
-        result = subprocess.run(command, env=env, cwd=root / "solutions" / name, capture_output=True, text=True,
-                                preexec_fn=die_with_parent)
-        if result.returncode != 0 or not out.is_file():
-            raise CourseError(f"the grader failed on {student}/{name}: {last_error_line(result.stderr)}")
+        code = run_grader(argv, env, root / "solutions" / name, tmp / "grader.log")
+        if code != 0 or not out.is_file():
+            log = (tmp / "grader.log").read_text(encoding="utf-8", errors="replace")
+            raise CourseError(f"the grader failed on {student}/{name}: {last_error_line(log)}")
         return json.loads(out.read_text(encoding="utf-8"))
 
 

@@ -6,7 +6,9 @@
   `autograded/` folders. `MINBERT_ASSIGNMENT_DIR` overrides it.
 - `training_budget()`: how long the training cells of 04-06 train. "grading" while nbgrader
   validates or autogrades (it sets `NBGRADER_EXECUTION` in the kernel): just enough for the
-  tests, so that a whole submission grades in about a minute; "quick" when a student sets
+  tests, so that a whole submission grades in about a minute; "preview" in the kernel of the
+  kit's autograder (`MINBERT_GRADED_OUTSIDE=1`), whose tests run outside the notebook on a
+  grading-budget run of their own: a few steps, enough to show that every cell runs; "quick" when a student sets
   `MINBERT_QUICK=1`: under a minute per notebook, with results that already mean something;
   else "full".
 - `device()`: where the training cells of 04-06 run: a CUDA GPU, else Apple's MPS, else the
@@ -28,6 +30,7 @@ import torch
 ASSIGNMENT_DIR_ENV = "MINBERT_ASSIGNMENT_DIR"
 QUICK_ENV = "MINBERT_QUICK"
 NBGRADER_ENV = "NBGRADER_EXECUTION"
+GRADED_OUTSIDE_ENV = "MINBERT_GRADED_OUTSIDE"
 RUNS_DIR_ENV = "MINBERT_RUNS_DIR"
 DEVICE_ENV = "MINBERT_DEVICE"
 
@@ -38,7 +41,10 @@ def assignment_dir() -> Path:
 
 
 def training_budget() -> str:
-    """'grading' under nbgrader, 'quick' when MINBERT_QUICK=1, else 'full' (see the module's docstring)."""
+    """'preview' in the autograder's kernel, 'grading' under nbgrader, 'quick' when MINBERT_QUICK=1,
+    else 'full' (see the module's docstring)."""
+    if os.environ.get(NBGRADER_ENV) and os.environ.get(GRADED_OUTSIDE_ENV):
+        return "preview"
     if os.environ.get(NBGRADER_ENV):
         return "grading"
     if os.environ.get(QUICK_ENV, "").strip().lower() in ("1", "true", "yes", "on"):

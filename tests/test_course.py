@@ -328,7 +328,12 @@ def test_training_budget_follows_nbgrader_and_the_student_switch(monkeypatch):
     assert notebook.training_budget() == "full"
     monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")  # grading wins over the student's switch
     monkeypatch.setenv("MINBERT_QUICK", "1")
+    monkeypatch.delenv("MINBERT_GRADED_OUTSIDE", raising=False)
     assert notebook.training_budget() == "grading"
+    monkeypatch.setenv("MINBERT_GRADED_OUTSIDE", "1")  # the autograder's kernel: its tests run outside
+    assert notebook.training_budget() == "preview"
+    monkeypatch.delenv("NBGRADER_EXECUTION")  # outside nbgrader the switch means nothing
+    assert notebook.training_budget() == "quick"
 
 
 def test_notebook_device_is_the_best_available_or_the_one_named(monkeypatch):

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from minbert_lib.grading.remote import HEADER, MAX_FRAME, RemoteRef, encode_reply, write_frame
+from minbert_lib.notebook import GRADED_OUTSIDE_ENV
 
 PLAIN_SCALARS = (int, float, bool, str, type(None))
 
@@ -288,6 +289,7 @@ def main() -> None:
     sys.stdin = open(os.devnull)  # noqa: SIM115
     sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115
     os.environ.setdefault("MPLBACKEND", "Agg")
+    os.environ.pop(GRADED_OUTSIDE_ENV, None)  # the tests read this process's training: the grading budget
     runner = Runner()
     while True:
         header = _read(protocol_in, HEADER.size)
