@@ -1,70 +1,105 @@
-"""Autograding time: seconds per notebook and per full submission (all the course's notebooks).
+"""Autograding time: seconds per notebook, and the wall-clock time of one full submission.
 
-Runs the instructor's `course.py demo` (a temporary copy of the course: release, then
-autograde the reference solutions and the untouched release as two students) and reads the
-seconds of every graded notebook from its table. With --repeats N the demo runs N times and
-each notebook's median is reported (one run on a shared VM varies by a third).
+Releases a temporary copy of the course, collects two students (the reference solutions and
+the untouched release) and autogrades each student's six notebooks alone, as an instructor's
+`autograde --jobs N` would, once per value of --jobs and --repeats times. It reports each
+notebook's median seconds (with one job) and each student's median wall-clock time for the
+whole submission (with each number of jobs). One run on a shared VM varies by a third.
 
-    python benchmarks/bench_autograde.py [--repeats N] [--out FILE]
+    python -m benchmarks.bench_autograde [--repeats N] [--jobs 1,2] [--out FILE]
 """
 from __future__ import annotations
 
 import argparse
-import re
-import subprocess
-import sys
+import contextlib
+import io
 import statistics
+import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
+from autograder import course
 from benchmarks.common import machine_header, write_report
 
-ROOT = Path(__file__).resolve().parents[1]
-ROW = re.compile(r"^(?P<student>\S+)\s+(?P<assignment>\S+)\s+(?P<score>[\d.]+) / +(?P<max>[\d.]+) auto points\s+"
-                 r"(?P<seconds>[\d.]+) s")
+STUDENTS = {"reference": "solutions", "untouched": "notebooks"}
 
 
-def demo_seconds() -> tuple[dict[str, dict[str, float]], float]:
-    """One `course.py demo`: seconds per student and notebook, and the demo's own wall time."""
+def released_course(tmp: Path) -> tuple[Path, list[str]]:
+    """A temporary copy of the course, released, with both students' submissions collected."""
+    root = course.copy_course(tmp / "course")
+    names = course.assignments(root)
+    with contextlib.redirect_stdout(io.StringIO()):
+        course.release(names, root, execute=False)
+        for student, folder in STUDENTS.items():
+            for name in names:
+                target = tmp / "incoming" / student / f"{name}.ipynb"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(course.notebook_file(folder, name, root).read_bytes())
+        course.collect(tmp / "incoming", root)
+    return root, names
+
+
+def grade_student(root: Path, names: list[str], student: str, jobs: int) -> tuple[float, dict[str, float]]:
+    """Wall-clock seconds to grade one student's whole submission, and each notebook's seconds."""
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, str(ROOT / "autograder" / "course.py"), "demo"],
-                            capture_output=True, text=True, cwd=ROOT)
-    total = time.perf_counter() - started
-    seconds: dict[str, dict[str, float]] = defaultdict(dict)
-    for line in result.stdout.splitlines():
-        match = ROW.match(line)
-        if match:
-            seconds[match["student"]][match["assignment"]] = float(match["seconds"])
-            if match["student"] == "reference" and match["score"] != match["max"]:  # its training did not run
-                sys.exit(f"the reference lost points, so its time means nothing: {line}\n(notebooks 04-06 "
-                         "need the course data: `minbert data fetch`, or MINBERT_DATA_DIR)")
-    if result.returncode != 0 or not seconds:
-        sys.exit(f"course.py demo failed (exit {result.returncode}):\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
-    return seconds, total
+    with contextlib.redirect_stdout(io.StringIO()):
+        rows = course.autograde(names, root, students=[student], regrade=True, jobs=jobs)
+    wall = time.perf_counter() - started
+    if student == "reference" and any(r["score"] != r["auto_max"] or r["status"] == "error" for r in rows):
+        lost = [f"{r['assignment']}: {r['score']}/{r['auto_max']} {r['reason']}" for r in rows
+                if r["score"] != r["auto_max"] or r["status"] == "error"]
+        sys.exit(f"the reference lost points, so its time means nothing: {lost}\n(notebooks 04-06 need the "
+                 "course data: `minbert data fetch`, or MINBERT_DATA_DIR)")
+    return wall, {r["assignment"]: r["seconds"] for r in rows}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=1, help="runs of the demo; each notebook's median is kept")
+    parser.add_argument("--repeats", type=int, default=1, help="gradings of each student; medians are kept")
+    parser.add_argument("--jobs", default="1,2", help="comma-separated values of autograde --jobs (default 1,2)")
     parser.add_argument("--out", default="benchmarks/results/autograde.md")
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error(f"--repeats must be 1 or more, not {args.repeats}")
+    try:
+        job_counts = [int(j) for j in args.jobs.split(",")]
+    except ValueError:
+        parser.error(f"--jobs takes numbers separated by commas, e.g. 1,2; not {args.jobs!r}")
 
-    runs = [demo_seconds() for _ in range(args.repeats)]
-    students = list(runs[0][0])
-    assignments = sorted({a for per_student in runs[0][0].values() for a in per_student})
+    walls: dict[tuple[str, int], list[float]] = defaultdict(list)
+    seconds: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    with tempfile.TemporaryDirectory(prefix="minbert-bench-") as tmp:
+        root, names = released_course(Path(tmp))
+        for repeat in range(args.repeats):
+            for jobs in job_counts:
+                for student in STUDENTS:
+                    wall, per_notebook = grade_student(root, names, student, jobs)
+                    walls[student, jobs].append(wall)
+                    if jobs == 1:
+                        for name, s in per_notebook.items():
+                            seconds[student][name].append(s)
+                    print(f"run {repeat + 1}, --jobs {jobs}, {student}: {wall:.1f} s", flush=True)
+
     what = "one run" if args.repeats == 1 else f"median of {args.repeats} runs"
-    lines = machine_header(f"Autograding one submission (course.py demo, {what})")
-    lines += ["| student | " + " | ".join(assignments) + " | full submission |",
-              "|---|" + "---:|" * (len(assignments) + 1)]
-    for student in students:
-        medians = [statistics.median(run[student].get(a, float("nan")) for run, _ in runs) for a in assignments]
-        full = statistics.median(sum(run[student].values()) for run, _ in runs)
-        lines.append(f"| {student} | " + " | ".join(f"{m:.1f} s" for m in medians) + f" | {full:.1f} s |")
-    totals = ", ".join(f"{total:.0f} s" for _, total in runs)
-    lines += ["", f"The whole demo (release + both students) took {totals}."]
+    lines = machine_header(f"Autograding one submission ({what} per number)")
+    if seconds:
+        lines += ["Seconds per notebook, graded one at a time (`--jobs 1`):", "",
+                  "| student | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+        for student in STUDENTS:
+            lines.append(f"| {student} | " + " | ".join(f"{statistics.median(seconds[student][n]):.1f} s"
+                                                     for n in names) + " |")
+        lines.append("")
+    lines += ["Wall-clock time of one student's whole submission (all six notebooks):", "",
+              "| student | " + " | ".join(f"--jobs {j}" for j in job_counts) + " |",
+              "|---|" + "---:|" * len(job_counts)]
+    for student in STUDENTS:
+        lines.append(f"| {student} | " + " | ".join(f"{statistics.median(walls[student, j]):.1f} s"
+                                                   for j in job_counts) + " |")
+    lines += ["", "Every run, in seconds: " + "; ".join(
+        f"{student} --jobs {j}: " + ", ".join(f"{w:.0f}" for w in walls[student, j])
+        for j in job_counts for student in STUDENTS) + "."]
     write_report(args.out, lines)
 
 
