@@ -28,7 +28,7 @@ from minbert_lib.errors import ConfigError
 from minbert_lib.experiments import LR_SCHEDULES, Experiment, Preset, get_experiment, get_preset
 from minbert_lib.losses import dataset_share_weights
 from minbert_lib.model import BertModel
-from minbert_lib.multitask import MultitaskBert, freeze_all_but_last
+from minbert_lib.multitask import PARAPHRASE_HEADS, MultitaskBert, freeze_all_but_last, pair_encoding_of
 from minbert_lib.optim import AdamW
 from minbert_lib.overrides import apply as apply_overrides
 from minbert_lib.predictions import EVAL_TASKS, fixed_sample, score_split, write_best_predictions
@@ -98,11 +98,11 @@ def eval_interval(settings: TrainSettings, total_steps: int) -> int:
 # --- data ---------------------------------------------------------------------------
 
 def pair_encoding_for(task: str, experiment: Experiment) -> str:
-    """Quora goes in one sequence for the cross-encoder head, both ways for cos-cross; every other
-    pair head is a bi-encoder."""
+    """Quora pairs as the paraphrase head reads them (one sequence for the cross-encoder, both ways
+    for cos-cross); STS pairs always apart, for the bi-encoder similarity heads."""
     if task != "quora":
         return "bi"
-    return {"cross": "cross", "cos-cross": "both"}.get(experiment.heads.paraphrase_head, "bi")
+    return pair_encoding_of(PARAPHRASE_HEADS[experiment.heads.paraphrase_head])
 
 
 def load_examples(data_dir, preset: Preset, seed: int,

@@ -4,7 +4,8 @@
     paraphrase (Quora):  1 logit  (P(paraphrase) = sigmoid(logit))
     similarity (STS-B):  1 value in [0, 5]
 
-Heads, chosen by `HeadConfig`:
+Heads, chosen by `HeadConfig` from `PARAPHRASE_HEADS` and `SIMILARITY_HEADS` (each a small
+`PairHead` module; a new head is a class and one line in its table):
     linear  the report's baseline: dropout, then a linear layer on the concatenated
             pair embeddings [u, v] (or on [u, v, |u - v|, u * v] with pair_features="rich")
     cos     COS-S: similarity = 5 * relu(cos(u, v));  COS-P: the logit is cos(u, v),
@@ -44,9 +45,8 @@ class HeadConfig:
     dropout: float = 0.3
 
     def __post_init__(self):
-        allowed = {"sentiment_head": ("linear",),
-                   "paraphrase_head": ("linear", "cos", "cross", "cos-scaled", "cos-cross"),
-                   "similarity_head": ("linear", "cos"), "pooling": ("cls", "mean"),
+        allowed = {"sentiment_head": ("linear",), "paraphrase_head": tuple(PARAPHRASE_HEADS),
+                   "similarity_head": tuple(SIMILARITY_HEADS), "pooling": ("cls", "mean"),
                    "pair_features": ("concat", "rich")}
         for field, choices in allowed.items():
             if getattr(self, field) not in choices:
@@ -91,28 +91,113 @@ class MultitaskHeads(nn.Module):
         return self.similarity(self.dropout(torch.cat([u, v], dim=-1))).squeeze(-1)  # (B,)
 
 
+class PairHead(nn.Module):
+    """A paraphrase or similarity head: one value per pair, (B,), from the pair's two sentence
+    embeddings u, v (B, H) ("bi-encoder") and/or the embedding (B, H) of the pair read as one
+    sequence `[CLS] a [SEP] b [SEP]` ("cross-encoder"). `reads` says which it needs."""
+    reads = ("halves",)  # "halves": u and v; "joint": the pair as one sequence
+
+    def forward(self, u: torch.Tensor | None, v: torch.Tensor | None, joint: torch.Tensor | None) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class LinearPairHead(PairHead):
+    """The report's baseline: dropout, then a linear layer on [u, v] (or on [u, v, |u - v|, u * v])."""
+
+    def __init__(self, hidden_size: int, config: HeadConfig):
+        super().__init__()
+        self.rich = config.pair_features == "rich"
+        self.dropout = nn.Dropout(config.dropout)
+        self.linear = nn.Linear((4 if self.rich else 2) * hidden_size, 1)
+
+    def forward(self, u, v, joint=None):
+        features = torch.cat([u, v, (u - v).abs(), u * v] if self.rich else [u, v], dim=-1)  # (B, 2H or 4H)
+        return self.linear(self.dropout(features)).squeeze(-1)
+
+
+class CosineLogitHead(PairHead):
+    """COS-P: the logit is cos(u, v), so P(paraphrase) = sigmoid(cos) stays within [0.27, 0.73]."""
+
+    def __init__(self, hidden_size: int, config: HeadConfig):
+        super().__init__()
+
+    def forward(self, u, v, joint=None):
+        return F.cosine_similarity(u, v, dim=-1)
+
+
+class CosineSimilarityHead(PairHead):
+    """COS-S: similarity = 5 * relu(cos(u, v)), on the 0..5 scale, with no weights of its own."""
+
+    def __init__(self, hidden_size: int, config: HeadConfig):
+        super().__init__()
+
+    def forward(self, u, v, joint=None):
+        return MAX_SIMILARITY * F.relu(F.cosine_similarity(u, v, dim=-1))
+
+
+class ScaledCosineHead(PairHead):
+    """logit = scale * (cos(u, v) - threshold), both learned, starting at COS_SCALED_INIT."""
+
+    def __init__(self, hidden_size: int, config: HeadConfig):
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(COS_SCALED_INIT[0]))
+        self.threshold = nn.Parameter(torch.tensor(COS_SCALED_INIT[1]))
+
+    def forward(self, u, v, joint=None):
+        return self.scale * (F.cosine_similarity(u, v, dim=-1) - self.threshold)
+
+
+class CrossHead(PairHead):
+    """A cross-encoder: dropout, then a linear layer on the embedding of `[CLS] a [SEP] b [SEP]`."""
+    reads = ("joint",)
+
+    def __init__(self, hidden_size: int, config: HeadConfig):
+        super().__init__()
+        self.dropout = nn.Dropout(config.dropout)
+        self.linear = nn.Linear(hidden_size, 1)
+
+    def forward(self, u, v, joint):
+        return self.linear(self.dropout(joint)).squeeze(-1)
+
+
+class ScaledCosineCrossHead(ScaledCosineHead):
+    """The scaled cosine plus a cross-encoder term whose linear layer starts at zero, so training
+    starts from the scaled cosine and the cross term learns what cosines miss."""
+    reads = ("halves", "joint")
+
+    def __init__(self, hidden_size: int, config: HeadConfig):
+        super().__init__(hidden_size, config)
+        self.cross = CrossHead(hidden_size, config)
+        nn.init.zeros_(self.cross.linear.weight)
+        nn.init.zeros_(self.cross.linear.bias)
+
+    def forward(self, u, v, joint):
+        return super().forward(u, v) + self.cross(None, None, joint)
+
+
+# The head of each name that HeadConfig accepts: a new head is a PairHead and one line here.
+PARAPHRASE_HEADS: dict[str, type[PairHead]] = {
+    "linear": LinearPairHead, "cos": CosineLogitHead, "cross": CrossHead,
+    "cos-scaled": ScaledCosineHead, "cos-cross": ScaledCosineCrossHead,
+}
+SIMILARITY_HEADS: dict[str, type[PairHead]] = {"linear": LinearPairHead, "cos": CosineSimilarityHead}
+
+
+def pair_encoding_of(head: type[PairHead]) -> str:
+    """How the data must encode a pair for this head (see batching.PAIR_ENCODINGS)."""
+    return {("halves",): "bi", ("joint",): "cross"}.get(tuple(head.reads), "both")
+
+
 class MultitaskBert(nn.Module):
     def __init__(self, encoder: BertModel, heads: HeadConfig | None = None):
         super().__init__()
         self.encoder = encoder
         self.heads = heads or HeadConfig()
         H = encoder.config.hidden_size
-        pair_width = {"concat": 2 * H, "rich": 4 * H}[self.heads.pair_features]
         self.dropout = nn.Dropout(self.heads.dropout)
         self.sentiment = nn.Linear(H, NUM_SENTIMENT_CLASSES)
-        if self.heads.paraphrase_head == "linear":
-            self.paraphrase = nn.Linear(pair_width, 1)
-        elif self.heads.paraphrase_head == "cross":
-            self.paraphrase = nn.Linear(H, 1)
-        if self.heads.paraphrase_head in ("cos-scaled", "cos-cross"):
-            self.paraphrase_scale = nn.Parameter(torch.tensor(COS_SCALED_INIT[0]))
-            self.paraphrase_threshold = nn.Parameter(torch.tensor(COS_SCALED_INIT[1]))
-        if self.heads.paraphrase_head == "cos-cross":
-            self.paraphrase = nn.Linear(H, 1)
-            nn.init.zeros_(self.paraphrase.weight)
-            nn.init.zeros_(self.paraphrase.bias)
-        if self.heads.similarity_head == "linear":
-            self.similarity = nn.Linear(pair_width, 1)
+        self.paraphrase = PARAPHRASE_HEADS[self.heads.paraphrase_head](H, self.heads)
+        self.similarity = SIMILARITY_HEADS[self.heads.similarity_head](H, self.heads)
 
     def embed(self, encoding: Encoding) -> torch.Tensor:
         """One embedding per sequence: (B, T) ids -> (B, H)."""
@@ -120,12 +205,6 @@ class MultitaskBert(nn.Module):
         if self.heads.pooling == "mean":
             return mean_pool(out.last_hidden_state, encoding["attention_mask"])
         return out.pooler_output
-
-    def pair_features(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """(B, H), (B, H) -> (B, 2H) or (B, 4H)."""
-        if self.heads.pair_features == "rich":
-            return torch.cat([u, v, (u - v).abs(), u * v], dim=-1)
-        return torch.cat([u, v], dim=-1)
 
     def embed_pair(self, first: Encoding, second: Encoding) -> tuple[torch.Tensor, torch.Tensor]:
         """Embed both sides of a batch of pairs in one encoder call: -> (B, H), (B, H)."""
@@ -135,6 +214,13 @@ class MultitaskBert(nn.Module):
         embeddings = self.embed(both)  # (2B, H)
         return embeddings[:B], embeddings[B:]
 
+    def pair_output(self, head: PairHead, first: Encoding | None, second: Encoding | None,
+                    pair: Encoding | None) -> torch.Tensor:
+        """(B,): what `head` says of each pair, embedded the way the head reads it."""
+        u, v = self.embed_pair(first, second) if "halves" in head.reads else (None, None)
+        joint = self.embed(pair) if "joint" in head.reads else None
+        return head(u, v, joint)
+
     def sentiment_logits(self, sentence: Encoding) -> torch.Tensor:
         return self.sentiment(self.dropout(self.embed(sentence)))  # (B, 5)
 
@@ -142,25 +228,11 @@ class MultitaskBert(nn.Module):
                           pair: Encoding | None = None) -> torch.Tensor:
         """(B,) logits. Bi-encoder heads take `first` and `second`; the cross head takes `pair`;
         cos-cross takes all three."""
-        head = self.heads.paraphrase_head
-        if head == "cross":
-            return self.paraphrase(self.dropout(self.embed(pair))).squeeze(-1)
-        u, v = self.embed_pair(first, second)
-        if head == "cos":
-            return F.cosine_similarity(u, v, dim=-1)  # COS-P: P = sigmoid(cos)
-        if head in ("cos-scaled", "cos-cross"):
-            logits = self.paraphrase_scale * (F.cosine_similarity(u, v, dim=-1) - self.paraphrase_threshold)
-            if head == "cos-cross":
-                logits = logits + self.paraphrase(self.dropout(self.embed(pair))).squeeze(-1)
-            return logits
-        return self.paraphrase(self.dropout(self.pair_features(u, v))).squeeze(-1)
+        return self.pair_output(self.paraphrase, first, second, pair)
 
     def similarity_scores(self, first: Encoding, second: Encoding) -> torch.Tensor:
         """(B,) predicted similarity on the 0..5 scale."""
-        u, v = self.embed_pair(first, second)
-        if self.heads.similarity_head == "cos":
-            return MAX_SIMILARITY * F.relu(F.cosine_similarity(u, v, dim=-1))  # COS-S
-        return self.similarity(self.dropout(self.pair_features(u, v))).squeeze(-1)
+        return self.pair_output(self.similarity, first, second, None)
 
 
 def _stack_padded(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from minbert_lib.config import model_config
 from minbert_lib.losses import cosent_loss, dataset_share_weights, multiple_negatives_ranking_loss
 from minbert_lib.model import BertModel
-from minbert_lib.multitask import HeadConfig, MultitaskBert, freeze_all_but_last
+from minbert_lib.multitask import (PARAPHRASE_HEADS, HeadConfig, MultitaskBert, PairHead, freeze_all_but_last,
+                                  pair_encoding_of)
 
 
 def tiny_multitask(**heads):
@@ -75,7 +76,7 @@ def test_scaled_cos_paraphrase_head_learns_its_scale_and_threshold():
     logits = model.paraphrase_logits(a, b)
     assert torch.allclose(logits, 20.0 * (cos - 0.8), atol=1e-4)
     logits.sum().backward()
-    assert model.paraphrase_scale.grad is not None and model.paraphrase_threshold.grad is not None
+    assert model.paraphrase.scale.grad is not None and model.paraphrase.threshold.grad is not None
 
 
 def test_cos_cross_head_starts_as_the_scaled_cosine_and_learns_a_cross_term():
@@ -87,9 +88,9 @@ def test_cos_cross_head_starts_as_the_scaled_cosine_and_learns_a_cross_term():
     logits = model.paraphrase_logits(a, b, pair)
     assert torch.allclose(logits, 20.0 * (cos - 0.8), atol=1e-4)  # the cross term starts at zero
     logits.sum().backward()
-    assert model.paraphrase.weight.grad.abs().sum() > 0  # ... and learns from the first step
+    assert model.paraphrase.cross.linear.weight.grad.abs().sum() > 0  # ... and learns from the first step
     with torch.no_grad():
-        model.paraphrase.bias.fill_(1.5)
+        model.paraphrase.cross.linear.bias.fill_(1.5)
     assert torch.allclose(model.paraphrase_logits(a, b, pair), logits + 1.5, atol=1e-4)
 
 
@@ -103,3 +104,27 @@ def test_embedding_a_pair_in_one_call_equals_two_calls():
 def test_unknown_head_is_a_clear_error():
     with pytest.raises(ValueError, match="paraphrase_head='dot'"):
         HeadConfig(paraphrase_head="dot")
+
+
+class PairMargin(PairHead):
+    """A toy head for the test below: u . v minus a learned margin."""
+
+    def __init__(self, hidden_size, config):
+        super().__init__()
+        self.margin = torch.nn.Parameter(torch.tensor(0.5))
+
+    def forward(self, u, v, joint=None):
+        return (u * v).sum(-1) - self.margin
+
+
+def test_a_new_head_is_a_class_and_one_line_in_its_table(monkeypatch):
+    monkeypatch.setitem(PARAPHRASE_HEADS, "dot", PairMargin)
+    model = tiny_multitask(paraphrase_head="dot")
+    a, b = encoding([[5, 6, 7, 0], [8, 9, 0, 0]]), encoding([[5, 6, 0], [10, 11, 12]])
+    expected = (model.embed(a) * model.embed(b)).sum(-1) - 0.5
+    assert torch.allclose(model.paraphrase_logits(a, b), expected, atol=1e-4)
+    assert "paraphrase.margin" in dict(model.named_parameters())  # a head parameter: head_lr_scale applies
+    assert pair_encoding_of(PairMargin) == "bi" and pair_encoding_of(PARAPHRASE_HEADS["cross"]) == "cross"
+    assert pair_encoding_of(PARAPHRASE_HEADS["cos-cross"]) == "both"
+    with pytest.raises(ValueError, match="paraphrase_head='nope'"):
+        HeadConfig(paraphrase_head="nope")
