@@ -28,7 +28,8 @@ Which modules each notebook teaches, and the module that grades it:
     06_extensions   multitask.py (COS-S, COS-P, freezing), losses.py (MNR, RW)
                                                                      grading/extensions.py
 
-To add a task, a head or a schedule, start from data.py / registry.py, multitask.py and
+To add a head, write a `PairHead` in multitask.py and name it in PARAPHRASE_HEADS or
+SIMILARITY_HEADS; to add a task or a schedule, start from data.py / registry.py and
 schedules.py; the README's "The trainer in code" says what each training module owns.
 """
 from minbert_lib.config import BertConfig
