@@ -785,6 +785,16 @@ def grading_threads(jobs: int = 1) -> int:
     return int(os.environ.get("MINBERT_GRADING_THREADS") or max(1, min(2, (os.cpu_count() or 1) // jobs)))
 
 
+def grader_argv(root: Path, name: str, submission: Path, out: Path, runner_json: Path,
+                cell_timeout: int | None = None) -> list[str]:
+    """The arguments of `python -m minbert_lib.grading.grader` for one submitted notebook."""
+    argv = [str(notebook_file("solutions", name, root)), str(notebook_file("notebooks", name, root)),
+            str(submission), "--out", str(out), "--runner-json", str(runner_json)]
+    if cell_timeout:  # the same limit as the notebook's cells, in CPU and in wall-clock seconds
+        argv += ["--cell-cpu", str(cell_timeout), "--cell-wall", str(cell_timeout)]
+    return argv
+
+
 def grade_outside(root: Path, name: str, student: str, limits, cell_timeout: int | None = None,
                   bounds=None, threads: int | None = None) -> dict:
     """Run the course's tests on the submission's solution cells outside its kernel (see grading/grader.py)."""
@@ -793,11 +803,8 @@ def grade_outside(root: Path, name: str, student: str, limits, cell_timeout: int
         spec = runner_spec(tmp, limits, root, bounds, threads)
         (tmp / "runner.json").write_text(json.dumps(spec), encoding="utf-8")
         out = tmp / "result.json"
-        argv = [str(notebook_file("solutions", name, root)), str(notebook_file("notebooks", name, root)),
-                str(notebook_file(f"autograder/submitted/{student}", name, root)),
-                "--out", str(out), "--runner-json", str(tmp / "runner.json")]
-        if cell_timeout:  # the same limit as the notebook's cells, in CPU and in wall-clock seconds
-            argv += ["--cell-cpu", str(cell_timeout), "--cell-wall", str(cell_timeout)]
+        argv = grader_argv(root, name, notebook_file(f"autograder/submitted/{student}", name, root), out,
+                           tmp / "runner.json", cell_timeout)
         env = {**os.environ, "MINBERT_ASSIGNMENT_DIR": str(root / "solutions" / name),
                "OMP_NUM_THREADS": "1"}
         code = run_grader(argv, env, root / "solutions" / name, tmp / "grader.log")
@@ -1138,18 +1145,27 @@ def copy_course(target: Path, root: Path = ROOT) -> Path:
     return target
 
 
+DEMO_STUDENTS = {"reference": "solutions", "untouched": "notebooks"}  # student -> the folder they hand in
+
+
+def demo_course(target: Path) -> tuple[Path, list[str]]:
+    """A copy of the course in `target`, released, with the DEMO_STUDENTS' submissions collected."""
+    root = copy_course(target)
+    names = assignments(root)
+    release(names, root, execute=False)
+    for student, folder in DEMO_STUDENTS.items():
+        for name in names:
+            incoming = root / "incoming" / student / f"{name}.ipynb"
+            incoming.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(notebook_file(folder, name, root), incoming)
+    collect(root / "incoming", root)
+    return root, names
+
+
 def demo() -> int:
     """Release a copy of the course and autograde two students: the solutions and the untouched release."""
     with tempfile.TemporaryDirectory() as tmp:
-        root = copy_course(Path(tmp))
-        names = assignments(root)
-        release(names, root, execute=False)
-        for student, folder in (("reference", "solutions"), ("untouched", "notebooks")):
-            for name in names:
-                target = root / "incoming" / student / f"{name}.ipynb"
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(notebook_file(folder, name, root), target)
-        collect(root / "incoming", root)
+        root, names = demo_course(Path(tmp))
         rows = autograde(names, root)
     return 0 if all(r["status"] == "ok" for r in rows) else 1
 

@@ -12,8 +12,7 @@ still starts from a process that has never seen a submission, only without the w
 
 The zygote ends with its parent: its stdin closes. (Not by PR_SET_PDEATHSIG, which fires when
 the *thread* that started it ends: grading threads come and go.) Each grader gets SIGKILL when
-the zygote ends. Off Linux,
-or with MINBERT_COLD_GRADER=1, each grader starts from scratch instead.
+the zygote ends. Off Linux, or with MINBERT_COLD_GRADER=1, each grader starts from scratch.
 """
 from __future__ import annotations
 

@@ -23,24 +23,6 @@ from pathlib import Path
 from autograder import course
 from benchmarks.common import machine_header, write_report
 
-STUDENTS = {"reference": "solutions", "untouched": "notebooks"}
-
-
-def released_course(tmp: Path) -> tuple[Path, list[str]]:
-    """A temporary copy of the course, released, with both students' submissions collected."""
-    root = course.copy_course(tmp / "course")
-    names = course.assignments(root)
-    with contextlib.redirect_stdout(io.StringIO()):
-        course.release(names, root, execute=False)
-        for student, folder in STUDENTS.items():
-            for name in names:
-                target = tmp / "incoming" / student / f"{name}.ipynb"
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(course.notebook_file(folder, name, root).read_bytes())
-        course.collect(tmp / "incoming", root)
-    return root, names
-
-
 def grade_student(root: Path, names: list[str], student: str, jobs: int) -> tuple[float, dict[str, float]]:
     """Wall-clock seconds to grade one student's whole submission, and each notebook's seconds."""
     started = time.perf_counter()
@@ -71,10 +53,11 @@ def main() -> None:
     walls: dict[tuple[str, int], list[float]] = defaultdict(list)
     seconds: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     with tempfile.TemporaryDirectory(prefix="minbert-bench-") as tmp:
-        root, names = released_course(Path(tmp))
+        with contextlib.redirect_stdout(io.StringIO()):
+            root, names = course.demo_course(Path(tmp))
         for repeat in range(args.repeats):
             for jobs in job_counts:
-                for student in STUDENTS:
+                for student in course.DEMO_STUDENTS:
                     wall, per_notebook = grade_student(root, names, student, jobs)
                     walls[student, jobs].append(wall)
                     if jobs == 1:
@@ -87,19 +70,19 @@ def main() -> None:
     if seconds:
         lines += ["Seconds per notebook, graded one at a time (`--jobs 1`):", "",
                   "| student | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
-        for student in STUDENTS:
+        for student in course.DEMO_STUDENTS:
             lines.append(f"| {student} | " + " | ".join(f"{statistics.median(seconds[student][n]):.1f} s"
                                                      for n in names) + " |")
         lines.append("")
     lines += ["Wall-clock time of one student's whole submission (all six notebooks):", "",
               "| student | " + " | ".join(f"--jobs {j}" for j in job_counts) + " |",
               "|---|" + "---:|" * len(job_counts)]
-    for student in STUDENTS:
+    for student in course.DEMO_STUDENTS:
         lines.append(f"| {student} | " + " | ".join(f"{statistics.median(walls[student, j]):.1f} s"
                                                    for j in job_counts) + " |")
     lines += ["", "Every run, in seconds: " + "; ".join(
         f"{student} --jobs {j}: " + ", ".join(f"{w:.0f}" for w in walls[student, j])
-        for j in job_counts for student in STUDENTS) + "."]
+        for j in job_counts for student in course.DEMO_STUDENTS) + "."]
     write_report(args.out, lines)
 
 

@@ -97,6 +97,9 @@ class PairHead(nn.Module):
     sequence `[CLS] a [SEP] b [SEP]` ("cross-encoder"). `reads` says which it needs."""
     reads = ("halves",)  # "halves": u and v; "joint": the pair as one sequence
 
+    def __init__(self, hidden_size: int, config: HeadConfig):
+        super().__init__()
+
     def forward(self, u: torch.Tensor | None, v: torch.Tensor | None, joint: torch.Tensor | None) -> torch.Tensor:
         raise NotImplementedError
 
@@ -105,7 +108,7 @@ class LinearPairHead(PairHead):
     """The report's baseline: dropout, then a linear layer on [u, v] (or on [u, v, |u - v|, u * v])."""
 
     def __init__(self, hidden_size: int, config: HeadConfig):
-        super().__init__()
+        super().__init__(hidden_size, config)
         self.rich = config.pair_features == "rich"
         self.dropout = nn.Dropout(config.dropout)
         self.linear = nn.Linear((4 if self.rich else 2) * hidden_size, 1)
@@ -118,18 +121,12 @@ class LinearPairHead(PairHead):
 class CosineLogitHead(PairHead):
     """COS-P: the logit is cos(u, v), so P(paraphrase) = sigmoid(cos) stays within [0.27, 0.73]."""
 
-    def __init__(self, hidden_size: int, config: HeadConfig):
-        super().__init__()
-
     def forward(self, u, v, joint=None):
         return F.cosine_similarity(u, v, dim=-1)
 
 
 class CosineSimilarityHead(PairHead):
     """COS-S: similarity = 5 * relu(cos(u, v)), on the 0..5 scale, with no weights of its own."""
-
-    def __init__(self, hidden_size: int, config: HeadConfig):
-        super().__init__()
 
     def forward(self, u, v, joint=None):
         return MAX_SIMILARITY * F.relu(F.cosine_similarity(u, v, dim=-1))
@@ -139,7 +136,7 @@ class ScaledCosineHead(PairHead):
     """logit = scale * (cos(u, v) - threshold), both learned, starting at COS_SCALED_INIT."""
 
     def __init__(self, hidden_size: int, config: HeadConfig):
-        super().__init__()
+        super().__init__(hidden_size, config)
         self.scale = nn.Parameter(torch.tensor(COS_SCALED_INIT[0]))
         self.threshold = nn.Parameter(torch.tensor(COS_SCALED_INIT[1]))
 
@@ -152,7 +149,7 @@ class CrossHead(PairHead):
     reads = ("joint",)
 
     def __init__(self, hidden_size: int, config: HeadConfig):
-        super().__init__()
+        super().__init__(hidden_size, config)
         self.dropout = nn.Dropout(config.dropout)
         self.linear = nn.Linear(hidden_size, 1)
 

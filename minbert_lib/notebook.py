@@ -8,8 +8,8 @@
   validates or autogrades (it sets `NBGRADER_EXECUTION` in the kernel): just enough for the
   tests, so that a whole submission grades in about a minute; "preview" in the kernel of the
   kit's autograder (`MINBERT_GRADED_OUTSIDE=1`), whose tests run outside the notebook on a
-  grading-budget run of their own: a few steps, enough to show that every cell runs; "quick" when a student sets
-  `MINBERT_QUICK=1`: under a minute per notebook, with results that already mean something;
+  grading-budget run of their own: a few steps, enough to show that every cell runs; "quick"
+  when a student sets `MINBERT_QUICK=1`: under a minute per notebook, with results that already mean something;
   else "full".
 - `device()`: where the training cells of 04-06 run: a CUDA GPU, else Apple's MPS, else the
   CPU (`MINBERT_DEVICE=cpu`, `cuda:1`, ... chooses). `synchronize(device)` waits for it, so
@@ -43,10 +43,8 @@ def assignment_dir() -> Path:
 def training_budget() -> str:
     """'preview' in the autograder's kernel, 'grading' under nbgrader, 'quick' when MINBERT_QUICK=1,
     else 'full' (see the module's docstring)."""
-    if os.environ.get(NBGRADER_ENV) and os.environ.get(GRADED_OUTSIDE_ENV):
-        return "preview"
     if os.environ.get(NBGRADER_ENV):
-        return "grading"
+        return "preview" if os.environ.get(GRADED_OUTSIDE_ENV) else "grading"
     if os.environ.get(QUICK_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
         return "quick"
     return "full"

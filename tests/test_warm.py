@@ -15,8 +15,7 @@ A = "01_attention"
 def grader_argv(tmp: Path, student_notebook: Path) -> list[str]:
     spec = course.runner_spec(tmp, None, ROOT)  # the runner unsandboxed: this test is about the grader
     (tmp / "runner.json").write_text(json.dumps(spec), encoding="utf-8")
-    return [str(course.notebook_file("solutions", A)), str(course.notebook_file("notebooks", A)),
-            str(student_notebook), "--out", str(tmp / "result.json"), "--runner-json", str(tmp / "runner.json")]
+    return course.grader_argv(ROOT, A, student_notebook, tmp / "result.json", tmp / "runner.json")
 
 
 @pytest.mark.parametrize("student", ["solutions", "notebooks"])
@@ -30,6 +29,7 @@ def test_a_warm_grader_grades_as_a_cold_one(tmp_path, monkeypatch, student):
                                {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}, ROOT / "solutions" / A,
                                tmp / "grader.log")
         assert code == 0, (tmp / "grader.log").read_text()
+        assert (tmp / "grader.log.status").exists() == (how == "warm")  # only a forked grader leaves one
         results[how] = [(t["grade_id"], t["points"], t["message"])
                         for t in json.loads((tmp / "work" / "result.json").read_text())["tests"]]
     assert results["warm"] == results["cold"]
