@@ -122,6 +122,8 @@ def load_examples(data_dir, preset: Preset, seed: int,
             rows = load_split(task, split, data_dir)
             if totals is not None:
                 totals[(task, split)] = len(rows)
+            if split == "train" and preset.train_share is not None:
+                limit = max(1, round(len(rows) * preset.train_share))
             splits[split] = limited(rows, limit, seed)
         examples[task] = splits
     return examples

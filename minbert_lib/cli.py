@@ -9,10 +9,8 @@ import warnings
 from pathlib import Path
 
 from minbert_lib.errors import DataError, MinbertError, TrainingInterrupted
+from minbert_lib.table2 import QUORA_NOTE, TABLE2_SOURCES, load_table2, table2_report
 
-QUORA_NOTE = ("note: the MiniLM weights were sentence-tuned on data that include Quora duplicate questions, "
-              "and the mirror's quora-train.csv is partial: Quora numbers are optimistic and not comparable "
-              "with the CS224N leaderboard")
 
 DEMO_SENTENCES = [
     "A man is playing a guitar.",
@@ -174,44 +172,23 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     print(write_table2(rows, out / "table2.md", out / "table2.png", command))
 
 
-TABLE2_SOURCES = "a reproduce folder (holding table2.json) or a table2 JSON file"
-
-
-def table2_rows(source: Path) -> tuple[list[dict], str]:
-    """The rows (and how they were made) of a Table 2 JSON that `minbert reproduce` wrote."""
-    path = source / "table2.json" if source.is_dir() else source
-    if not path.is_file() or path.suffix != ".json":
-        raise MinbertError(f"{source} is not {TABLE2_SOURCES}")
-    saved = json.loads(path.read_text(encoding="utf-8"))
-    return saved["rows"], saved.get("made_by", "")
-
-
 def write_table2(rows: list[dict], markdown_path: Path | None, figure_path: Path | None, made_by: str = "") -> str:
-    """Table 2 with the report's number beside the kit's in every cell, then the findings check: written as
-    Markdown and a figure where paths are given; returns the text to print."""
-    from minbert_lib.plots import ablation_figure, ablation_markdown
-    from minbert_lib.report import TABLE2, check_findings, findings_markdown
-
-    rows = [{**row, "report": None if row["name"] not in TABLE2 else
-             tuple(TABLE2[row["name"]].scores().values())} for row in rows]
-    findings = check_findings({row["name"]: row["kit"] for row in rows if row["kit"]})
-    noted = [f"{row['name']} ({row['note']})" for row in rows if row.get("note")]
-    text = (ablation_markdown(rows) + "\n" + findings_markdown(findings)
-            + (f"\nRows with a note were measured under another definition: {', '.join(noted)}.\n" if noted else "")
-            + (f"\nMade by: `{made_by}`.\n" if made_by else "") + f"\n{QUORA_NOTE}\n")
+    """Table 2 and the findings check (table2.table2_report), written where paths are given; returns the text
+    to print."""
+    text, figure = table2_report(rows, made_by)
     written = []
     if markdown_path:
         markdown_path.write_text(text, encoding="utf-8")
         written.append(str(markdown_path))
     if figure_path:
-        ablation_figure(rows).savefig(figure_path, dpi=110)
+        figure.savefig(figure_path, dpi=110)
         written.append(str(figure_path))
     return text + (f"written: {', '.join(written)}" if written else "")
 
 
 def cmd_findings(args: argparse.Namespace) -> None:
     """Table 2 and the findings check again, from what `minbert reproduce` saved (nothing is trained)."""
-    rows, made_by = table2_rows(Path(args.source))
+    rows, made_by = load_table2(args.source)
     print(write_table2(rows, args.md and Path(args.md), args.figure and Path(args.figure), made_by))
 
 

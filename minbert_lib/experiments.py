@@ -87,6 +87,8 @@ class Preset:
     max_length: int
     dropout: float | None = None          # None: keep the experiment's head dropout
     train_limit: int | None = None        # examples per task (None: all)
+    train_share: float | None = None      # instead: this share of each task's train set, which keeps the
+                                          # tasks' proportions (RW weighs the losses by them)
     dev_limit: int | None = None
     mnr_epochs: int = 1
     bf16: bool = True                     # autocast where the hardware supports it

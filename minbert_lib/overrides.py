@@ -73,6 +73,8 @@ def convert(key: str, text: str):
         raise ConfigError(f"--set {key}={text}: {key} must be {'0 or more' if key in AT_LEAST_ZERO else 'above 0'}")
     if key == "dropout" and value >= 1:
         raise ConfigError(f"--set dropout={text}: a dropout probability is below 1")
+    if key == "train_share" and value > 1:
+        raise ConfigError(f"--set train_share={text}: a share of the training set is at most 1")
     return value
 
 

@@ -520,6 +520,20 @@ def test_the_cpu_budget_pools_by_mean_and_speeds_up_the_heads_but_keeps_each_row
     assert (report_pooling.heads.pooling, report_pooling.head_lr_scale) == ("cls", 1.0)  # --set wins
 
 
+def test_a_train_share_keeps_the_tasks_proportions_and_cuts_dev_by_the_limit():
+    from minbert_lib.build import load_examples
+    from minbert_lib.data import load_split
+
+    share = dataclasses.replace(get_preset("quick"), train_share=0.1, train_limit=None, dev_limit=20)
+    totals = {}
+    examples = load_examples(DATA_DIR, share, seed=0, totals=totals)
+    for task in ("sst", "quora", "sts"):
+        assert len(examples[task]["train"]) == round(0.1 * len(load_split(task, "train", DATA_DIR)))
+        assert len(examples[task]["dev"]) == 20 and totals[(task, "train")] > len(examples[task]["train"])
+    with pytest.raises(ConfigError, match="a share of the training set is at most 1"):
+        definition(TrainSettings(experiment="M9", preset="quick", overrides={"train_share": "1.5"}))
+
+
 def test_the_default_run_folder_names_each_override():
     from minbert_lib.runs import default_run_dir
 
