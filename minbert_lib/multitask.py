@@ -118,18 +118,28 @@ class LinearPairHead(PairHead):
         return self.linear(self.dropout(features)).squeeze(-1)
 
 
+def cos_similarity_score(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """COS-S (notebook 06): (B, H), (B, H) -> (B,) similarity 5 * relu(cos(u, v)), on STS's 0..5 scale."""
+    return MAX_SIMILARITY * F.relu(F.cosine_similarity(u, v, dim=-1))
+
+
+def cos_paraphrase_probability(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """COS-P (notebook 06): (B, H), (B, H) -> (B,) P(paraphrase) = sigmoid(cos(u, v)), within [0.27, 0.73]."""
+    return torch.sigmoid(F.cosine_similarity(u, v, dim=-1))
+
+
 class CosineLogitHead(PairHead):
-    """COS-P: the logit is cos(u, v), so P(paraphrase) = sigmoid(cos) stays within [0.27, 0.73]."""
+    """COS-P: the logit is cos(u, v), so that sigmoid(logit) is cos_paraphrase_probability(u, v)."""
 
     def forward(self, u, v, joint=None):
         return F.cosine_similarity(u, v, dim=-1)
 
 
 class CosineSimilarityHead(PairHead):
-    """COS-S: similarity = 5 * relu(cos(u, v)), on the 0..5 scale, with no weights of its own."""
+    """COS-S: cos_similarity_score(u, v), with no weights of its own."""
 
     def forward(self, u, v, joint=None):
-        return MAX_SIMILARITY * F.relu(F.cosine_similarity(u, v, dim=-1))
+        return cos_similarity_score(u, v)
 
 
 class ScaledCosineHead(PairHead):

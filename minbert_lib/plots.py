@@ -85,15 +85,42 @@ def learning_curves_figure(history) -> plt.Figure:
     return fig
 
 
+QUORA_LABELS = ["not dup.", "duplicate"]
+
+
+def confusion_panel(ax, counts: list[list[int]], labels: list[str], title: str, colorbar: bool = True) -> None:
+    """One confusion matrix, rows = gold, columns = predicted: counts written, colour = share of the gold row."""
+    counts = np.array(counts)
+    shares = counts / counts.sum(axis=1, keepdims=True).clip(min=1)
+    sns.heatmap(shares, annot=counts, fmt="d", cmap="Blues", vmin=0, vmax=1, ax=ax,
+                xticklabels=labels, yticklabels=labels, cbar=colorbar)
+    ax.set(title=title, xlabel="predicted", ylabel="gold")
+
+
 def confusion_figure(confusion: dict[str, list[list[int]]]) -> plt.Figure:
     """SST 5x5 and Quora 2x2 confusion matrices, rows = gold, columns = predicted, normalised per row."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), gridspec_kw={"width_ratios": [1.4, 1]})
-    for ax, task, labels in ((axes[0], "sst", SST_LABELS), (axes[1], "quora", ["not dup.", "duplicate"])):
-        counts = np.array(confusion[task])
-        shares = counts / counts.sum(axis=1, keepdims=True).clip(min=1)
-        sns.heatmap(shares, annot=counts, fmt="d", cmap="Blues", vmin=0, vmax=1, ax=ax,
-                    xticklabels=labels, yticklabels=labels, cbar=task == "quora")
-        ax.set(title=f"{task.upper()} dev (colour: share of the gold row)", xlabel="predicted", ylabel="gold")
+    for ax, task, labels in ((axes[0], "sst", SST_LABELS), (axes[1], "quora", QUORA_LABELS)):
+        confusion_panel(ax, confusion[task], labels, f"{task.upper()} dev (colour: share of the gold row)",
+                        colorbar=task == "quora")
+    fig.tight_layout()
+    return fig
+
+
+def runs_figure(histories: dict[str, dict], keys: list[str]) -> plt.Figure:
+    """Several runs' dev-sample curves side by side: one panel per metric (sst_accuracy, quora_accuracy,
+    sts_pearson), one line per run (label -> history.json's content), the majority-class floor dashed."""
+    fig, axes = plt.subplots(1, len(keys), figsize=(5.6 * len(keys), 3.8), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for label, history in histories.items():
+            panel = curve_data(history)[key]
+            ax.plot(*panel["series"]["dev (sample)"], ".-", label=label)
+        if panel["floor"] is not None:
+            name = "constant prediction" if key == "sts_pearson" else "majority class"
+            ax.axhline(panel["floor"], color="grey", linestyle="--", linewidth=1, label=f"{name} ({panel['floor']:.3f})")
+        ax.set(title=f"{panel['title']} (dev sample)", xlabel="optimizer steps", ylabel=panel["ylabel"])
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 

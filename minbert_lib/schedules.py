@@ -12,8 +12,9 @@ run can resume exactly. The schedules of the report:
          batch of each task; the larger datasets resume next epoch where they stopped.
 
 Each step yields {task: batch indices}; the trainer sums the tasks' losses.
-The trainer takes a `Schedule`: the tasks it trains, one epoch's steps and how
-many there are. `named_schedule("TM1")` gives one of the report's; a script can
+Each schedule is one `Schedule` in `SCHEDULES`: the tasks it trains, one
+epoch's steps and how many there are; the trainer and notebook 05's checks use
+the same objects. `named_schedule("TM1")` gives one of the report's; a script can
 make its own (results/data_curve.py trains Quora alone).
 """
 from __future__ import annotations
@@ -92,30 +93,26 @@ def tm2_epoch(streams: dict[str, TaskStream]) -> Iterator[Step]:
         yield {task: stream.next_batch() for task, stream in streams.items()}
 
 
-SCHEDULES = {"BL": baseline_epoch, "TM1": tm1_epoch, "TM2": tm2_epoch}
-
-
-def steps_per_epoch(schedule: str, streams: dict[str, TaskStream]) -> int:
-    sizes = [stream.batches_per_pass for stream in streams.values()]
-    return {"BL": streams["sst"].batches_per_pass if "sst" in streams else 0,
-            "TM1": max(sizes), "TM2": min(sizes)}[schedule]
-
-
-def schedule_tasks(schedule: str) -> tuple[str, ...]:
-    """The tasks a schedule trains on."""
-    return ("sst",) if schedule == "BL" else ("sst", "quora", "sts")
-
-
 @dataclass(frozen=True)
 class Schedule:
-    """A schedule as the trainer uses it."""
+    """A schedule as the trainer and the checks use it."""
     tasks: tuple[str, ...]                                         # the tasks it trains: one stream each
     epoch: Callable[[dict[str, TaskStream]], Iterator[Step]]       # the steps of one epoch
     steps_per_epoch: Callable[[dict[str, TaskStream]], int]        # how many steps `epoch` yields
 
 
+MULTITASK = ("sst", "quora", "sts")
+
+# The report's schedules, each declared once.
+SCHEDULES: dict[str, Schedule] = {
+    "BL": Schedule(("sst",), baseline_epoch, lambda streams: streams["sst"].batches_per_pass),
+    "TM1": Schedule(MULTITASK, tm1_epoch, lambda streams: max(s.batches_per_pass for s in streams.values())),
+    "TM2": Schedule(MULTITASK, tm2_epoch, lambda streams: min(s.batches_per_pass for s in streams.values())),
+}
+
+
 def named_schedule(name: str) -> Schedule:
-    """BL, TM1 or TM2 as a Schedule."""
+    """BL, TM1 or TM2."""
     if name not in SCHEDULES:
         raise ConfigError(f"unknown schedule {name!r}: choose one of {list(SCHEDULES)}")
-    return Schedule(schedule_tasks(name), SCHEDULES[name], lambda streams: steps_per_epoch(name, streams))
+    return SCHEDULES[name]

@@ -677,8 +677,8 @@ def test_the_reference_multitask_pieces_and_extensions_pass(in_assignment):
     for seed in (None, 8):
         checks.check_multitask_heads(MultitaskHeads, seed=seed)
         checks.check_task_loss(lambda task, outputs, labels: TASK_LOSSES[task](outputs, labels), seed=seed)
-        for name, epoch_fn in SCHEDULES.items():
-            checks.check_schedule(name, epoch_fn, seed=seed)
+        for name, schedule in SCHEDULES.items():
+            checks.check_schedule(name, schedule.epoch, seed=seed)
         checks.check_pearson(lambda x, y: torch.corrcoef(torch.stack([x, y]))[0, 1], seed=seed)
         checks.check_confusion_matrix(lambda g, p, c: torch.bincount(g * c + p, minlength=c * c).view(c, c), seed=seed)
     in_assignment("06_extensions")
@@ -695,7 +695,7 @@ def test_a_wrong_schedule_says_where_it_first_differs(in_assignment):
     in_assignment("05_multitask")
 
     def tm1_one_step_short(streams):
-        steps = list(SCHEDULES["TM1"](streams))
+        steps = list(SCHEDULES["TM1"].epoch(streams))
         yield from steps[:-1]
     with pytest.raises(CheckError, match="epoch 1 has 7 steps \\(the reference 8\\)"):
         checks.check_schedule("TM1", tm1_one_step_short)

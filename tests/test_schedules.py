@@ -1,7 +1,7 @@
 """Each schedule yields exactly the batch sequence its definition says, on small fake datasets."""
 import pytest
 
-from minbert_lib.schedules import TaskStream, baseline_epoch, steps_per_epoch, tm1_epoch, tm2_epoch
+from minbert_lib.schedules import SCHEDULES, TaskStream, baseline_epoch, tm1_epoch, tm2_epoch
 
 
 def fake_stream(task, num_batches):
@@ -28,7 +28,7 @@ def test_tm1_runs_the_largest_and_cycles_the_smaller_ones():
     # the next epoch starts every dataset on a fresh pass
     second = list(tm1_epoch(streams))
     assert second[0] == {"sst": "sst:2:0", "quora": "quora:1:0", "sts": "sts:3:0"}
-    assert steps_per_epoch("TM1", streams) == 5
+    assert SCHEDULES["TM1"].steps_per_epoch(streams) == 5
 
 
 def test_tm2_runs_the_smallest_and_resumes_the_others():
@@ -40,7 +40,7 @@ def test_tm2_runs_the_smallest_and_resumes_the_others():
     assert [s["quora"] for s in second] == ["quora:0:2", "quora:0:3"]  # resumed where it stopped
     assert [s["sst"] for s in second] == ["sst:0:2", "sst:1:0"]         # wrapped into a new pass
     assert [s["sts"] for s in second] == ["sts:1:0", "sts:1:1"]
-    assert steps_per_epoch("TM2", streams) == 2
+    assert SCHEDULES["TM2"].steps_per_epoch(streams) == 2
 
 
 def test_stream_state_restores_the_exact_position():

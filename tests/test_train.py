@@ -225,7 +225,7 @@ def test_ctrl_c_prints_one_line_saying_where_to_resume(monkeypatch, capsys):
 
 
 def test_learning_curves_have_eight_points_a_floor_and_labelled_axes(tmp_path):
-    from minbert_lib.plots import curve_data, learning_curves_figure
+    from minbert_lib.plots import curve_data, learning_curves_figure, runs_figure
 
     run = tiny_run(tmp_path / "run", epochs=1)  # 24 steps: a dev evaluation every 3
     assert not (run / "last.pt").exists()  # removed once the run has finished
@@ -246,6 +246,14 @@ def test_learning_curves_have_eight_points_a_floor_and_labelled_axes(tmp_path):
     for ax in figure.axes[:3]:
         assert any(line.get_label().startswith(("majority class", "constant prediction")) for line in ax.lines)
     assert curve_data(history["epochs"])["sst_accuracy"]["xlabel"] == "epoch"  # an older kit's history
+    compared = runs_figure({"first": history, "second": {**history, "evals": history["evals"][:4]}},
+                           ["sts_pearson", "quora_accuracy"])  # notebook 06's comparisons of rows
+    assert [ax.get_title() for ax in compared.axes] == ["STS Pearson (dev sample)", "Quora accuracy (dev sample)"]
+    for ax in compared.axes:
+        assert ax.get_xlabel() == "optimizer steps" and ax.get_ylabel()
+        lengths = {line.get_label(): len(line.get_xdata()) for line in ax.lines}
+        assert (lengths["first"], lengths["second"]) == (len(history["evals"]), 4)
+        assert any(label.startswith(("majority class", "constant prediction")) for label in lengths)
 
 
 def test_a_run_folder_of_another_definition_is_neither_resumed_nor_reused(tmp_path):

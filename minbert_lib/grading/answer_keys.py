@@ -39,6 +39,8 @@ ANSWER_KEYS: dict[str, dict[str, list[str]]] = {
         "metrics": ["minbert_lib.evaluate.pearson", "minbert_lib.evaluate.confusion_matrix"],
     },
     "06_extensions": {
+        "cosine_heads": ["minbert_lib.multitask.cos_similarity_score",
+                         "minbert_lib.multitask.cos_paraphrase_probability"],
         "freezing": ["minbert_lib.multitask.freeze_all_but_last"],
         "mnr": ["minbert_lib.losses.multiple_negatives_ranking_loss"],
         "reweighting": ["minbert_lib.losses.dataset_share_weights"],

@@ -13,7 +13,7 @@ from minbert_lib.grading.common import (MISTAKES, CheckError, call_function, cas
                                         result_of, type_name)
 from minbert_lib.losses import dataset_share_weights, multiple_negatives_ranking_loss
 from minbert_lib.model import BertModel
-from minbert_lib.multitask import MultitaskBert, freeze_all_but_last
+from minbert_lib.multitask import MultitaskBert, cos_paraphrase_probability, cos_similarity_score, freeze_all_but_last
 
 ASSIGNMENT = "06_extensions"
 
@@ -53,8 +53,7 @@ def sentence_pairs(generator: torch.Generator, batch: int, hidden_size: int) -> 
 def cosine_heads_case(seed: int, batch: int = 6, hidden_size: int = 8) -> dict:
     g = torch.Generator().manual_seed(seed)
     u, v = sentence_pairs(g, batch, hidden_size)
-    cos = F.cosine_similarity(u, v, dim=-1)  # (B,)
-    return {"u": u, "v": v, "cos_s": 5.0 * F.relu(cos), "cos_p": torch.sigmoid(cos)}
+    return {"u": u, "v": v, "cos_s": cos_similarity_score(u, v), "cos_p": cos_paraphrase_probability(u, v)}
 
 
 def tiny_multitask_model(num_layers: int = 6) -> MultitaskBert:
