@@ -12,7 +12,8 @@ with a progress bar and a checksum, which all of them use):
                 experiments.py (the report's rows, budgets) . overrides.py (--set key=value)
                 device.py . runs.py (run folders)
                 train.py (the loop) . build.py (names -> objects: `minbert train`)
-                predictions.py . evaluate.py (metrics) . plots.py . report.py . leaderboard.py
+                predictions.py . evaluate.py (metrics) . plots.py . report.py (the report's numbers
+                and findings) . table2.py (the kit's Table 2 beside them) . leaderboard.py
                 cli.py (`minbert`)
     course      notebook.py (what a notebook needs: budgets, device) . checks.py (what test
                 cells call) . grading/ (one module per notebook, and the grader) . sanity.py
@@ -30,7 +31,7 @@ Which modules each notebook teaches, and the module that grades it:
 
 To add a head, write a `PairHead` in multitask.py and name it in PARAPHRASE_HEADS or
 SIMILARITY_HEADS; to add a task or a schedule, start from data.py / registry.py and
-schedules.py; the README's "The trainer in code" says what each training module owns.
+schedules.py (a `Schedule` in SCHEDULES); the README's "The trainer in code" says what each training module owns.
 """
 from minbert_lib.config import BertConfig
 from minbert_lib.model import BertModel
