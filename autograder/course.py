@@ -155,7 +155,7 @@ def execute_in_place(nb, folder: Path) -> None:
     from nbclient.exceptions import CellExecutionError
 
     try:
-        NotebookClient(nb, timeout=300, kernel_name="python3", record_timing=False,
+        NotebookClient(nb, timeout=1200, kernel_name="python3", record_timing=False,  # 06 trains minutes per cell
                        resources={"metadata": {"path": str(folder)}}).execute()
     except CellExecutionError as err:
         raise CourseError(f"{folder.name}: the solution notebook fails: {err.ename}: {err.evalue}") from None

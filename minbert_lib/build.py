@@ -25,7 +25,7 @@ from minbert_lib.config import model_config
 from minbert_lib.data import Example, limited, load_split, split_path
 from minbert_lib.device import bf16_supported, pick_device, seed_everything
 from minbert_lib.errors import ConfigError
-from minbert_lib.experiments import LR_SCHEDULES, Experiment, Preset, get_experiment, get_preset, on_budget
+from minbert_lib.experiments import LR_SCHEDULES, Experiment, Preset, get_experiment, get_preset, with_preset_recipe
 from minbert_lib.losses import dataset_share_weights
 from minbert_lib.model import BertModel
 from minbert_lib.multitask import PARAPHRASE_HEADS, MultitaskBert, freeze_all_but_last, pair_encoding_of
@@ -78,7 +78,7 @@ def resolve(settings: TrainSettings, experiment: Experiment | None = None,
     """The experiment and preset a run trains: the given ones, else the named ones, the experiment as the
     preset trains it (its pooling and head learning rate, where it sets them), with --set applied last."""
     preset = preset or get_preset(settings.preset)
-    experiment = on_budget(experiment or get_experiment(settings.experiment), preset)
+    experiment = with_preset_recipe(experiment or get_experiment(settings.experiment), preset)
     return apply_overrides(experiment, preset, settings.overrides)
 
 

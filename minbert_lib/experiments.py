@@ -95,7 +95,7 @@ class Preset:
     train_eval_sample: int = 1000         # train metrics are measured on this many examples per task
     epoch_dev_sample: int | None = None   # per-epoch dev scores on this many examples per task (None: all);
                                           # the best model is always scored on all of dev at the end
-    # The budget's own recipe, which replaces the experiment's where set (None: keep the experiment's).
+    # The preset's own recipe, which replaces the experiment's where set (None: keep the experiment's).
     # A row stays the row it names: schedule, heads, MNR, freezing and RW are the experiment's.
     pooling: str | None = None            # cls | mean
     head_lr_scale: float | None = None    # heads learn at the encoder's lr * this
@@ -110,7 +110,7 @@ PRESETS: dict[str, Preset] = {
     # so one epoch is what fits. In one epoch, heads that start from random weights and learn at the
     # encoder's 5e-5 stay at the majority class (Quora 0.625 in 9 of 13 rows, results/README.md), and
     # MiniLM's [CLS] pooler was never trained to carry a sentence's meaning (MiniLM was pre-trained with
-    # mean pooling): so this budget pools by mean and lets the heads learn 20 times faster.
+    # mean pooling): so this preset pools by mean and lets the heads learn 20 times faster.
     "cpu": Preset("cpu", epochs=1, batch_size=32, lr=5e-5, max_length=64, epoch_dev_sample=2000,
                   pooling="mean", head_lr_scale=20.0),
     # the report's protocol, meant for a GPU
@@ -150,7 +150,7 @@ def get_experiment(name: str) -> Experiment:
     return EXPERIMENTS[key]
 
 
-def on_budget(experiment: Experiment, preset: Preset) -> Experiment:
+def with_preset_recipe(experiment: Experiment, preset: Preset) -> Experiment:
     """The experiment as `preset` trains it: the preset's pooling and head learning rate, where it sets them."""
     if preset.pooling is not None:
         experiment = dataclasses.replace(experiment, heads=dataclasses.replace(experiment.heads,

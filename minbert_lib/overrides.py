@@ -30,7 +30,7 @@ def _fields(kind, skip: set[str]) -> dict[str, str]:
 SETTINGS: dict[str, tuple[str, str]] = {
     **{name: ("heads", kind) for name, kind in _fields(HeadConfig, {"dropout"}).items()},
     **{name: ("experiment", kind) for name, kind in _fields(Experiment, {"name", "description", "heads"}).items()},
-    # a preset's pooling and head_lr_scale replace the experiment's (experiments.on_budget): --set changes
+    # a preset's pooling and head_lr_scale replace the experiment's (experiments.with_preset_recipe): --set changes
     # the experiment's, which is what the run trains
     **{name: ("preset", kind) for name, kind in _fields(Preset, {"name", "pooling", "head_lr_scale"}).items()},
 }

@@ -509,7 +509,7 @@ def test_set_overrides_any_setting_and_the_run_records_them(tmp_path):
     assert json.loads((run / "settings.json").read_text()) == saved
 
 
-def test_the_cpu_budget_pools_by_mean_and_speeds_up_the_heads_but_keeps_each_rows_extensions():
+def test_the_cpu_preset_pools_by_mean_and_speeds_up_the_heads_but_keeps_each_rows_extensions():
     from minbert_lib.build import resolve
 
     for row in ("M4", "M7", "M12"):
@@ -522,7 +522,7 @@ def test_the_cpu_budget_pools_by_mean_and_speeds_up_the_heads_but_keeps_each_row
                (named.heads.paraphrase_head, named.heads.similarity_head)
     assert get_experiment("M4").heads.pooling == "cls"  # the named row is left as the report defines it
     quick, _ = resolve(TrainSettings(experiment="M4", preset="quick"))
-    assert (quick.heads.pooling, quick.head_lr_scale) == ("cls", 1.0)  # a budget without a recipe keeps the row's
+    assert (quick.heads.pooling, quick.head_lr_scale) == ("cls", 1.0)  # a preset without a recipe keeps the row's
     report_pooling, _ = resolve(TrainSettings(experiment="M4", preset="cpu",
                                               overrides={"pooling": "cls", "head_lr_scale": "1"}))
     assert (report_pooling.heads.pooling, report_pooling.head_lr_scale) == ("cls", 1.0)  # --set wins
