@@ -404,7 +404,7 @@ print("RW weights with the upstream training sets:", {t: round(w, 3) for t, w in
 # and RW, which compute what your functions compute (your tests compared them). Every run
 # starts from the pretrained MiniLM, trains one epoch on a share of each training set (so the
 # tasks keep their proportions, which RW weighs by), pools by mean and lets the heads learn 20
-# times faster than the encoder (as the kit's `cpu` budget does, for the same reason: in one
+# times faster than the encoder (as the kit's `cpu` preset does, for the same reason: in one
 # short epoch, heads that start from random weights otherwise stay at the majority class),
 # and scores a dev sample at least 8 times along the way.
 #
@@ -518,7 +518,7 @@ display(Markdown(text))
 # ## 6. Table 2: the report and the kit
 #
 # The kit commits one measured table: every row M0-M12 trained by `minbert reproduce` with the
-# `cpu` budget (one epoch of all the mirror's data per row, about two hours on 2 CPU cores),
+# `cpu` preset (one epoch of all the mirror's data per row, about two hours on 2 CPU cores),
 # seed 0. Below it stands beside the report's Table 2, cell by cell, with the findings check:
 # for each of the report's six findings, whether the kit's rows agree, and on which numbers.
 # If you have run `minbert reproduce` yourself, your tables follow.
