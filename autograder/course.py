@@ -723,7 +723,7 @@ def run_notebook(root: Path, name: str, student: str, timeout: float, limits, ce
     """nbgrader's run of the notebook in the sandbox's kernel, recorded in a private gradebook:
     (nbgrader's CompletedProcess or None, why the run failed or None, what it recorded)."""
     from autograder.kit_only import KIT_ENV
-    from minbert_lib.notebook import GRADED_OUTSIDE_ENV
+    from minbert_lib.notebook import GRADED_OUTSIDE_ENV, RUNS_DIR_ENV
 
     args = ["autograde", name, "--student", student, "--create", "--force"]
     if cell_timeout:
@@ -735,6 +735,8 @@ def run_notebook(root: Path, name: str, student: str, timeout: float, limits, ce
         env["OMP_NUM_THREADS"] = str(threads)
         env[KIT_ENV] = "1"  # nbgrader_config.py refuses autograde without it
         env[GRADED_OUTSIDE_ENV] = "1"  # 04-06 train in the "preview" budget: the runner trains for the tests
+        # 06 trains rows into run folders: the sandbox's own /tmp, or this job's folder without a sandbox
+        env[RUNS_DIR_ENV] = "/tmp/minbert-runs" if limits else str(Path(tmp) / "runs")
         try:
             result = nbgrader(*args, *extra, f"--CourseDirectory.db_url={private_db}", root=root, check=False,
                               timeout=timeout, env=env)

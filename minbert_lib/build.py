@@ -59,6 +59,8 @@ class TrainSettings:
     progress: bool = True
     eval_every: int | None = None     # steps between dev evaluations and checkpoints (None: 1/8 of the run; 0: per epoch)
     keep_last: bool = False           # keep last.pt once the run has finished (it is removed by default)
+    plots: bool = True                # draw learning_curves.png and confusion_matrices.png at the end (notebooks
+                                      # draw their own)
     overrides: dict[str, str] = field(default_factory=dict)  # --set key=value: see overrides.py
 
 
@@ -291,6 +293,10 @@ def train(settings: TrainSettings, experiment: Experiment | None = None, preset:
                         settings.stop_after_epochs, show_progress, notes)
     if done and main:
         write_best_predictions(run_dir, model, datasets, preset, device, use_bf16, totals)
+        if settings.plots:
+            from minbert_lib.plots import plot_run  # matplotlib: imported only when drawing
+
+            plot_run(run_dir)
         if not settings.keep_last:
             (run_dir / LAST).unlink(missing_ok=True)  # 271 MB for MiniLM; --keep-last keeps it
         # wall time of this call, from start to the last prediction file (of the last part, if resumed)

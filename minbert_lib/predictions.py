@@ -88,10 +88,8 @@ def fixed_sample(datasets: dict, split: str, size: int | None, seed: int) -> dic
 
 def write_best_predictions(run_dir: Path, model, datasets: dict, preset, device, use_bf16: bool,
                            totals: dict | None = None) -> None:
-    """Reload best.pt; score it on all of dev; write predictions, confusion matrices, best-dev-scores.json and
-    plots. `totals` ({(task, split): rows before the preset's cut}) tells partial test files from whole ones."""
-    from minbert_lib.plots import plot_run
-
+    """Reload best.pt; score it on all of dev; write predictions, confusion matrices and best-dev-scores.json.
+    `totals` ({(task, split): rows before the preset's cut}) tells partial test files from whole ones."""
     state = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"])
     dev = score_split(model, datasets, "dev", preset.batch_size, device, use_bf16)
@@ -114,4 +112,3 @@ def write_best_predictions(run_dir: Path, model, datasets: dict, preset, device,
             "paper preset for complete files.\n" + "\n".join(notes) + "\n", encoding="utf-8")
     write_json(run_dir / "confusion.json", dev["confusion"])
     write_json(run_dir / "best-dev-scores.json", dev["scores"])
-    plot_run(run_dir)

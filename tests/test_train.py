@@ -256,6 +256,12 @@ def test_learning_curves_have_eight_points_a_floor_and_labelled_axes(tmp_path):
         assert any(label.startswith(("majority class", "constant prediction")) for label in lengths)
 
 
+def test_a_run_without_plots_writes_its_scores_but_no_figures(tmp_path):
+    run = tiny_run(tmp_path / "run", epochs=1, plots=False)  # notebook 06 draws its own
+    assert (run / "best-dev-scores.json").is_file() and (run / "confusion.json").is_file()
+    assert not list(run.glob("*.png"))
+
+
 def test_a_run_folder_of_another_definition_is_neither_resumed_nor_reused(tmp_path):
     tiny_run(tmp_path / "run", stop_after_epochs=1)
     same = TrainSettings(experiment="M8", preset="quick", model="tiny", epochs=2)

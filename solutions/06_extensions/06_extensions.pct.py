@@ -434,7 +434,7 @@ def train_rows(*rows):
     for row in rows:
         print(f"== {row}: {EXPERIMENTS[row].description}")
         settings = TrainSettings(experiment=row, preset=row_budget.name, model=MODEL, seed=0,
-                                 run_dir=str(RUNS / row), device=str(DEVICE), progress=False)
+                                 run_dir=str(RUNS / row), device=str(DEVICE), progress=False, plots=False)
         trained[row] = train(settings, preset=row_budget)
         histories[row], best[row] = load_history(trained[row]), load_best_scores(trained[row])
 
