@@ -103,8 +103,8 @@ def schedule_case(seed: int, sizes: dict | None = None, batch_size: int = 3, epo
     """Task sizes, batch size and the exact steps of BL, TM1 and TM2 over `epochs` epochs."""
     c = {"seed": seed, "sizes": dict(sizes or SCHEDULE_SIZES), "batch_size": batch_size, "epochs": epochs}
     c["expected"] = {
-        name: run_schedule(SCHEDULES[name].epoch, make_streams(c["sizes"], batch_size, seed,
-                                                         ("sst",) if name == "BL" else None), epochs)
+        name: run_schedule(SCHEDULES[name].epoch,
+                           make_streams(c["sizes"], batch_size, seed, SCHEDULES[name].tasks), epochs)
         for name in ("BL", "TM1", "TM2")}
     return c
 
