@@ -146,12 +146,29 @@ def parse_row(task: str, labeled: bool, row: list[str], width: int, columns: lis
     return Example(example_id, texts[0], texts[1] if n_texts == 2 else None, label)
 
 
+# Files already parsed in this process: path -> (size, mtime, what reading it gave). Notebook 06
+# trains seven rows, and each would otherwise parse all three tasks' files again. A file that
+# changed on disk is read afresh.
+_parsed: dict[str, tuple[int, int, SplitFile]] = {}
+
+
 def read_split(task: str, split: str, data_dir: str | Path | None = None) -> SplitFile:
     """Read one task's split; malformed rows are collected in `.malformed`, never lost silently."""
     entry = data_file(task, split)
     path = resolve_data_dir(data_dir) / entry.name
     if not path.is_file():
         raise DataError(f"{path} not found: {FETCH_HINT}")
+    key, stat = str(path.resolve()), path.stat()
+    size, mtime, parsed = _parsed.get(key, (None, None, None))
+    if (size, mtime) != (stat.st_size, stat.st_mtime_ns):
+        parsed = parse_split_file(entry, path, task, split)
+        _parsed[key] = (stat.st_size, stat.st_mtime_ns, parsed)
+    # a copy of the lists: a caller that edits its list does not change what the next one reads
+    return SplitFile(entry, path, list(parsed.examples), list(parsed.malformed))
+
+
+def parse_split_file(entry: DataFile, path: Path, task: str, split: str) -> SplitFile:
+    """Parse one data file (see `read_split`)."""
     text_columns = TEXT_COLUMNS[task]
     wanted = ("id", *text_columns) + ((LABEL_COLUMN[task],) if entry.labeled else ())
     examples, malformed = [], []

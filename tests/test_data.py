@@ -115,6 +115,22 @@ def test_malformed_rows_are_reported_with_line_and_reason(tmp_path):
         (8, "could not convert string to float: 'yes'")]
 
 
+def test_a_file_is_parsed_once_until_it_changes(tmp_path, monkeypatch):
+    import minbert_lib.data as data
+
+    path = write_file(tmp_path, "sts-dev.csv", [HEADERS["sts"], "0\taaa\tA cat.\tA dog.\t2.5"])
+    parses = []
+    parse = data.parse_split_file
+    monkeypatch.setattr(data, "parse_split_file", lambda *args: parses.append(args) or parse(*args))
+    first = load_split("sts", "dev", tmp_path)
+    first.append("a caller's own edit")
+    assert [e.id for e in load_split("sts", "dev", tmp_path)] == ["aaa"]  # the edit did not reach the cache
+    assert len(parses) == 1
+    path.write_text(path.read_text() + "1\tbbb\tA cow.\tA cat.\t1.0\n", encoding="utf-8")
+    assert [e.id for e in load_split("sts", "dev", tmp_path)] == ["aaa", "bbb"]  # changed on disk: read again
+    assert len(parses) == 2
+
+
 def test_labels_outside_their_range_are_malformed():
     assert parse_label("sst", "4") == 4 and parse_label("quora", "1.0") == 1 and parse_label("sts", "3.8") == 3.8
     for task, text in [("sst", "5"), ("sst", "-1"), ("quora", "2.0"), ("sts", "5.2"), ("sts", "nan"), ("sst", "inf")]:
