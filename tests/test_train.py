@@ -331,6 +331,21 @@ def test_quick_run_from_the_cli_writes_a_complete_run_folder(tmp_path):
     assert (run / "learning_curves.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
+@pytest.mark.pretrained
+def test_the_demos_quick_run_learns_every_task(tmp_path, mirror, minilm_dir):
+    """`make demo` trains the kit's best recipe with the quick preset: its best model must score SST
+    at least 0.05 above always answering its dev sample's majority class, and STS above 0.5."""
+    result = run_cli("train", "--experiment", "best", "--preset", "quick", "--data-dir", str(mirror),
+                     "--run-dir", str(tmp_path / "run"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    floors = json.loads((tmp_path / "run" / "history.json").read_text())["floors"]
+    best = json.loads((tmp_path / "run" / "best-dev-scores.json").read_text())
+    assert best["sst_accuracy"] >= floors["sst_accuracy"] + 0.05, (best, floors)
+    assert best["quora_accuracy"] >= floors["quora_accuracy"] + 0.05, (best, floors)
+    assert best["sts_pearson"] > 0.5, best
+
+
 def test_reproduce_writes_the_table_with_the_report_beside_the_kit(tmp_path):
     result = run_cli("reproduce", "--rows", "M7,M12", "--preset", "quick", "--model", "tiny", "--epochs", "1", "--no-bf16",
                      "--data-dir", str(DATA_DIR), "--out", str(tmp_path / "table"), cwd=tmp_path)
