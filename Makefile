@@ -30,7 +30,7 @@ demo: setup
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/minbert demo
 	$(BIN)/minbert data fetch $(if $(SHARED_DATA),--mirror $(SHARED_DATA))
 	rm -rf runs/demo-best-quick  # the demo trains afresh, whatever an older kit left there
-	$(BIN)/minbert train --experiment best --preset quick --run-dir runs/demo-best-quick
+	$(BIN)/minbert train --experiment best --budget quick --run-dir runs/demo-best-quick
 	$(COURSE) demo
 
 test: setup

@@ -15,10 +15,10 @@ import time
 
 from benchmarks.common import machine_header, write_report
 from minbert_lib.build import TrainSettings, train
-from minbert_lib.experiments import Preset
+from minbert_lib.experiments import Budget
 from minbert_lib.runs import load_best_scores
 
-CHECK = Preset("bf16-check", epochs=1, batch_size=32, lr=5e-5, max_length=64, train_limit=4000,
+CHECK = Budget("bf16-check", epochs=1, batch_size=32, lr=5e-5, max_length=64, train_limit=4000,
                dev_limit=1101, train_eval_sample=200)
 
 
@@ -36,8 +36,8 @@ def main() -> None:
         for bf16 in (False, True):
             with tempfile.TemporaryDirectory() as run_dir:
                 started = time.perf_counter()
-                train(TrainSettings(experiment="M0", preset=CHECK.name, seed=seed, run_dir=run_dir,
-                                    data_dir=args.data_dir, bf16=bf16, progress=False), preset=CHECK)
+                train(TrainSettings(experiment="M0", budget=CHECK.name, seed=seed, run_dir=run_dir,
+                                    data_dir=args.data_dir, bf16=bf16, progress=False), budget=CHECK)
                 seconds[bf16].append(time.perf_counter() - started)
                 accuracy[bf16].append(load_best_scores(run_dir)["sst_accuracy"])
 

@@ -1,4 +1,4 @@
-"""One epoch of the `cpu` multitask preset: padding, real-token throughput, wall time.
+"""One epoch of the `cpu` multitask budget: padding, real-token throughput, wall time.
 
 With length bucketing (the trainer's sampler) and without it (random batches), on the same
 model and data: the share of real tokens over the whole epoch's batches (counted, not
@@ -22,7 +22,7 @@ from minbert_lib.batching import BucketBatchSampler, token_counts
 from minbert_lib.build import (TrainSettings, build_datasets, build_model, load_examples, make_lr_schedule,
                                make_optimizer)
 from minbert_lib.device import bf16_supported, seed_everything
-from minbert_lib.experiments import get_experiment, get_preset
+from minbert_lib.experiments import get_budget, get_experiment
 from minbert_lib.schedules import Schedule, TaskStream, named_schedule
 from minbert_lib.tokenizer import Tokenizer
 from minbert_lib.train import Learner, StepLoss, train_step
@@ -63,19 +63,19 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/epoch.md")
     args = parser.parse_args()
 
-    experiment, preset = get_experiment(args.experiment), get_preset("cpu")
+    experiment, budget = get_experiment(args.experiment), get_budget("cpu")
     seed_everything(0)
     tokenizer = Tokenizer.from_pretrained("minilm-l6")
-    datasets = build_datasets(load_examples(args.data_dir, preset, seed=0), experiment, preset, tokenizer)
-    settings = TrainSettings(experiment=args.experiment, preset="cpu", data_dir=args.data_dir)
-    model = build_model(settings, experiment, preset, tokenizer).train()
-    optimizer = make_optimizer(model, preset.lr)
-    use_bf16 = preset.bf16 and bf16_supported(torch.device("cpu"))
+    datasets = build_datasets(load_examples(args.data_dir, budget, seed=0), experiment, budget, tokenizer)
+    settings = TrainSettings(experiment=args.experiment, budget="cpu", data_dir=args.data_dir)
+    model = build_model(settings, experiment, budget, tokenizer).train()
+    optimizer = make_optimizer(model, budget.lr)
+    use_bf16 = budget.bf16 and bf16_supported(torch.device("cpu"))
     schedule = named_schedule(experiment.schedule)
     learner = Learner(model, StepLoss(model, experiment), optimizer, make_lr_schedule(optimizer, "constant", 1),
                       {task: datasets[task]["train"] for task in schedule.tasks}, torch.device("cpu"), use_bf16)
 
-    plans = {name: epoch_steps(datasets, schedule, preset.batch_size, pool) for name, pool in SAMPLERS.items()}
+    plans = {name: epoch_steps(datasets, schedule, budget.batch_size, pool) for name, pool in SAMPLERS.items()}
     counts = {name: [step_token_counts(datasets, step) for step in steps] for name, steps in plans.items()}
     run_steps(learner, plans["bucketed"][:3])  # warm-up
 
@@ -88,7 +88,7 @@ def main() -> None:
             rates[name].append(sum(counts[name][i][0] for i in picked) / seconds)
 
     lines = machine_header(f"One `cpu` epoch of {args.experiment} ({experiment.schedule}, batch "
-                           f"{preset.batch_size}, max length {preset.max_length}, bf16 {use_bf16})")
+                           f"{budget.batch_size}, max length {budget.max_length}, bf16 {use_bf16})")
     lines += ["| sampler | steps | real tokens | real share | real tokens/s (median of 3 chunks) | "
               "projected epoch |", "|---|---:|---:|---:|---:|---:|"]
     for name, per_step in counts.items():

@@ -1,10 +1,10 @@
 """From a TrainSettings of names to the objects the training loop takes, then the loop: `minbert train`.
 
-    run_dir = train(TrainSettings(experiment="M7", preset="cpu"))
-    run_dir = train(settings, experiment=my_experiment, preset=my_preset, schedule=my_schedule)
+    run_dir = train(TrainSettings(experiment="M7", budget="cpu"))
+    run_dir = train(settings, experiment=my_experiment, budget=my_budget, schedule=my_schedule)
 
-The names in settings are looked up in experiments.py (Table 2's rows, the presets) and schedules.py;
-an Experiment, Preset or Schedule given to train() is used instead, so that a script can train its own
+The names in settings are looked up in experiments.py (Table 2's rows, the budgets) and schedules.py;
+an Experiment, Budget or Schedule given to train() is used instead, so that a script can train its own
 without registering it anywhere (its names then only name the run folder). train() checks the settings,
 reuses or resumes the run folder (runs.py), builds the data, model, optimizer and learning-rate schedule,
 runs the loop (train.py) and, once the last epoch is done, writes the best model's predictions
@@ -25,7 +25,7 @@ from minbert_lib.config import model_config
 from minbert_lib.data import Example, limited, load_split, split_path
 from minbert_lib.device import bf16_supported, pick_device, seed_everything
 from minbert_lib.errors import ConfigError
-from minbert_lib.experiments import LR_SCHEDULES, Experiment, Preset, get_experiment, get_preset, with_preset_recipe
+from minbert_lib.experiments import LR_SCHEDULES, Budget, Experiment, get_budget, get_experiment, with_budget_recipe
 from minbert_lib.losses import dataset_share_weights
 from minbert_lib.model import BertModel
 from minbert_lib.multitask import PARAPHRASE_HEADS, MultitaskBert, freeze_all_but_last, pair_encoding_of
@@ -47,14 +47,14 @@ WARMUP_FRACTION = 0.1
 class TrainSettings:
     """One run, by name: what `minbert train`'s options say (settings.json keeps it)."""
     experiment: str = "best"
-    preset: str = "cpu"
+    budget: str = "cpu"
     seed: int = 0
     model: str = "minilm-l6"          # a model name or weights folder; "tiny" = a random tiny encoder (tests)
-    run_dir: str | None = None        # default: runs/<experiment>-<preset>-seed<seed>
+    run_dir: str | None = None        # default: runs/<experiment>-<budget>-seed<seed>
     data_dir: str | None = None
     device: str | None = None         # default: cuda, then mps, then cpu
-    bf16: bool | None = None          # None: the preset's choice, where the hardware supports it
-    epochs: int | None = None         # override the preset's epochs
+    bf16: bool | None = None          # None: the budget's choice, where the hardware supports it
+    epochs: int | None = None         # override the budget's epochs
     stop_after_epochs: int | None = None  # stop early (to test resuming); the run can be resumed
     progress: bool = True
     eval_every: int | None = None     # steps between dev evaluations and checkpoints (None: 1/8 of the run; 0: per epoch)
@@ -66,28 +66,28 @@ class TrainSettings:
 
 # --- settings -----------------------------------------------------------------------
 
-def epochs_for(settings: TrainSettings, preset: Preset) -> int:
-    """--epochs where it was given, else the preset's."""
+def epochs_for(settings: TrainSettings, budget: Budget) -> int:
+    """--epochs where it was given, else the budget's."""
     if settings.epochs is None:
-        return preset.epochs
+        return budget.epochs
     if settings.epochs < 1:
         raise ConfigError(f"--epochs {settings.epochs}: a run trains at least 1 epoch")
     return settings.epochs
 
 
 def resolve(settings: TrainSettings, experiment: Experiment | None = None,
-            preset: Preset | None = None) -> tuple[Experiment, Preset]:
-    """The experiment and preset a run trains: the given ones, else the named ones, the experiment as the
-    preset trains it (its pooling and head learning rate, where it sets them), with --set applied last."""
-    preset = preset or get_preset(settings.preset)
-    experiment = with_preset_recipe(experiment or get_experiment(settings.experiment), preset)
-    return apply_overrides(experiment, preset, settings.overrides)
+            budget: Budget | None = None) -> tuple[Experiment, Budget]:
+    """The experiment and budget a run trains: the given ones, else the named ones, the experiment as the
+    budget trains it (its pooling and head learning rate, where it sets them), with --set applied last."""
+    budget = budget or get_budget(settings.budget)
+    experiment = with_budget_recipe(experiment or get_experiment(settings.experiment), budget)
+    return apply_overrides(experiment, budget, settings.overrides)
 
 
-def definition(settings: TrainSettings, experiment: Experiment | None = None, preset: Preset | None = None) -> dict:
+def definition(settings: TrainSettings, experiment: Experiment | None = None, budget: Budget | None = None) -> dict:
     """The run_definition of these settings (compare it with a run folder's: runs.changed_since)."""
-    experiment, preset = resolve(settings, experiment, preset)
-    return run_definition(experiment, preset, epochs_for(settings, preset), settings.model, settings.seed)
+    experiment, budget = resolve(settings, experiment, budget)
+    return run_definition(experiment, budget, epochs_for(settings, budget), settings.model, settings.seed)
 
 
 def eval_interval(settings: TrainSettings, total_steps: int) -> int:
@@ -108,14 +108,14 @@ def pair_encoding_for(task: str, experiment: Experiment) -> str:
     return pair_encoding_of(PARAPHRASE_HEADS[experiment.heads.paraphrase_head])
 
 
-def load_examples(data_dir, preset: Preset, seed: int,
+def load_examples(data_dir, budget: Budget, seed: int,
                   totals: dict | None = None) -> dict[str, dict[str, list[Example] | None]]:
-    """{task: {"train": [...], "dev": [...], "test": [...] or None}}, cut to the preset's limits; `totals`,
+    """{task: {"train": [...], "dev": [...], "test": [...] or None}}, cut to the budget's limits; `totals`,
     where given, receives each file's size before the cut as {(task, split): rows}."""
     examples = {}
     for task in EVAL_TASKS:
         splits = {}
-        for split, limit in (("train", preset.train_limit), ("dev", preset.dev_limit), ("test", preset.dev_limit)):
+        for split, limit in (("train", budget.train_limit), ("dev", budget.dev_limit), ("test", budget.dev_limit)):
             path = split_path(task, split, data_dir)
             if split == "test" and not path.exists():
                 print(f"note: {path.name} is missing: no {task} test predictions")
@@ -124,17 +124,17 @@ def load_examples(data_dir, preset: Preset, seed: int,
             rows = load_split(task, split, data_dir)
             if totals is not None:
                 totals[(task, split)] = len(rows)
-            if split == "train" and preset.train_share is not None:
-                limit = max(1, round(len(rows) * preset.train_share))
+            if split == "train" and budget.train_share is not None:
+                limit = max(1, round(len(rows) * budget.train_share))
             splits[split] = limited(rows, limit, seed)
         examples[task] = splits
     return examples
 
 
-def build_datasets(examples: dict, experiment: Experiment, preset: Preset, tokenizer: Tokenizer) -> dict:
+def build_datasets(examples: dict, experiment: Experiment, budget: Budget, tokenizer: Tokenizer) -> dict:
     """The same layout as `examples`, each split tokenized once into a TaskDataset."""
     return {task: {split: None if rows is None else
-                   TaskDataset(rows, tokenizer, pair_encoding_for(task, experiment), preset.max_length)
+                   TaskDataset(rows, tokenizer, pair_encoding_for(task, experiment), budget.max_length)
                    for split, rows in splits.items()}
             for task, splits in examples.items()}
 
@@ -148,11 +148,11 @@ def mnr_positive_pairs(examples: dict) -> list[Example]:
 
 # --- model, optimizer, learning-rate schedule ----------------------------------------
 
-def build_model(settings: TrainSettings, experiment: Experiment, preset: Preset, tokenizer: Tokenizer) -> MultitaskBert:
+def build_model(settings: TrainSettings, experiment: Experiment, budget: Budget, tokenizer: Tokenizer) -> MultitaskBert:
     """The encoder settings.model names (pretrained, or "tiny" and random) under the experiment's heads."""
     overrides = {}
-    if preset.dropout is not None:
-        overrides["hidden_dropout"] = preset.dropout
+    if budget.dropout is not None:
+        overrides["hidden_dropout"] = budget.dropout
     if settings.model == "tiny":
         # 6 layers like MiniLM, so that FL2 and FL4 mean the same; hidden 32 keeps it fast
         encoder = BertModel(model_config("tiny", vocab_size=tokenizer.vocab_size, num_layers=6,
@@ -160,8 +160,8 @@ def build_model(settings: TrainSettings, experiment: Experiment, preset: Preset,
     else:
         encoder = BertModel.from_pretrained(settings.model, **overrides)
     heads = experiment.heads
-    if preset.dropout is not None:
-        heads = dataclasses.replace(heads, dropout=preset.dropout)
+    if budget.dropout is not None:
+        heads = dataclasses.replace(heads, dropout=budget.dropout)
     return MultitaskBert(encoder, heads)
 
 
@@ -214,13 +214,13 @@ def make_lr_schedule(optimizer: torch.optim.Optimizer, kind: str, total_steps: i
 
 # --- a run -----------------------------------------------------------------------------
 
-def train(settings: TrainSettings, experiment: Experiment | None = None, preset: Preset | None = None,
+def train(settings: TrainSettings, experiment: Experiment | None = None, budget: Budget | None = None,
           schedule: Schedule | None = None) -> Path:
-    """Train one experiment with one preset; resume from `last.pt` when the run folder has one."""
+    """Train one experiment with one budget; resume from `last.pt` when the run folder has one."""
     started = time.perf_counter()
-    experiment, preset = resolve(settings, experiment, preset)
+    experiment, budget = resolve(settings, experiment, budget)
     schedule = schedule or named_schedule(experiment.schedule)
-    epochs, device = epochs_for(settings, preset), pick_device(settings.device)  # checked before anything is written
+    epochs, device = epochs_for(settings, budget), pick_device(settings.device)  # checked before anything is written
     if settings.seed < 0:
         raise ConfigError(f"--seed {settings.seed}: seeds are whole numbers from 0")
     if settings.eval_every is not None and settings.eval_every < 0:
@@ -228,7 +228,7 @@ def train(settings: TrainSettings, experiment: Experiment | None = None, preset:
     run_dir = Path(settings.run_dir) if settings.run_dir else default_run_dir(settings)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--run-dir {run_dir} is a file: give a folder (new or holding a run) for the run")
-    changed = changed_since(run_dir, run_definition(experiment, preset, epochs, settings.model, settings.seed))
+    changed = changed_since(run_dir, run_definition(experiment, budget, epochs, settings.model, settings.seed))
     if changed and ((run_dir / LAST).exists() or (run_dir / "best-dev-scores.json").exists()):
         raise ConfigError(f"{run_dir} holds a run whose {', '.join(changed)} differ from this one: resume it "
                           "with the settings it started with, or give another --run-dir")
@@ -237,42 +237,42 @@ def train(settings: TrainSettings, experiment: Experiment | None = None, preset:
         return run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     device = distributed.setup(device)
-    want_bf16 = preset.bf16 if settings.bf16 is None else settings.bf16
+    want_bf16 = budget.bf16 if settings.bf16 is None else settings.bf16
     use_bf16 = want_bf16 and bf16_supported(device)
-    lr = preset.lr * experiment.lr_scale
+    lr = budget.lr * experiment.lr_scale
     main = distributed.is_main_process()
     show_progress = settings.progress and main
     if main:
         write_json(run_dir / "settings.json", {
             "settings": dataclasses.asdict(settings), "experiment": experiment.to_dict(),
-            "preset": dataclasses.asdict(preset), "device": str(device), "bf16": use_bf16, "epochs": epochs,
+            "budget": dataclasses.asdict(budget), "device": str(device), "bf16": use_bf16, "epochs": epochs,
             "processes": distributed.world_size(),
         })
 
     seed_everything(settings.seed)
     tokenizer = Tokenizer.from_pretrained("minilm-l6" if settings.model == "tiny" else settings.model)
     totals = {}
-    examples = load_examples(settings.data_dir, preset, settings.seed, totals)
-    datasets = build_datasets(examples, experiment, preset, tokenizer)
-    model = build_model(settings, experiment, preset, tokenizer).to(device)
-    streams = {task: TaskStream(BucketBatchSampler(datasets[task]["train"].lengths, preset.batch_size,
+    examples = load_examples(settings.data_dir, budget, settings.seed, totals)
+    datasets = build_datasets(examples, experiment, budget, tokenizer)
+    model = build_model(settings, experiment, budget, tokenizer).to(device)
+    streams = {task: TaskStream(BucketBatchSampler(datasets[task]["train"].lengths, budget.batch_size,
                                                    seed=settings.seed).batches)
                for task in schedule.tasks}
     weights = (dataset_share_weights({t: len(datasets[t]["train"]) for t in streams}) if experiment.reweight
                else {t: 1.0 for t in streams})
-    samples = {"train": fixed_sample(datasets, "train", preset.train_eval_sample, settings.seed),
-               "dev": fixed_sample(datasets, "dev", preset.epoch_dev_sample, settings.seed)}
+    samples = {"train": fixed_sample(datasets, "train", budget.train_eval_sample, settings.seed),
+               "dev": fixed_sample(datasets, "dev", budget.epoch_dev_sample, settings.seed)}
     steps = schedule.steps_per_epoch(streams)
     total_steps = epochs * steps
     eval_every = eval_interval(settings, total_steps)
-    history = new_history(datasets, samples["dev"], steps, preset.batch_size, eval_every)
+    history = new_history(datasets, samples["dev"], steps, budget.batch_size, eval_every)
 
     last, notes = load_last(run_dir), {}
     if last is None and experiment.mnr:
         pairs = mnr_positive_pairs(examples)
         notes["mnr_loss"] = mnr_pretrain(
-            model, make_optimizer(model, lr), TaskDataset(pairs, tokenizer, "bi", preset.max_length),
-            [mnr_batches(pairs, preset.batch_size, settings.seed + p) for p in range(preset.mnr_epochs)],
+            model, make_optimizer(model, lr), TaskDataset(pairs, tokenizer, "bi", budget.max_length),
+            [mnr_batches(pairs, budget.batch_size, settings.seed + p) for p in range(budget.mnr_epochs)],
             device, use_bf16, show_progress)
     if experiment.freeze_last is not None:
         freeze_all_but_last(model, experiment.freeze_last)
@@ -287,12 +287,12 @@ def train(settings: TrainSettings, experiment: Experiment | None = None, preset:
               f"{progress.step - progress.epoch * steps} of {steps})")
 
     def score(split: str) -> dict:  # the scores on the split's fixed sample
-        return score_split(model, datasets, split, preset.batch_size, device, use_bf16, samples[split])["scores"]
+        return score_split(model, datasets, split, budget.batch_size, device, use_bf16, samples[split])["scores"]
 
     done = train_epochs(learner, streams, schedule, progress, run_dir, score, epochs, eval_every,
                         settings.stop_after_epochs, show_progress, notes)
     if done and main:
-        write_best_predictions(run_dir, model, datasets, preset, device, use_bf16, totals)
+        write_best_predictions(run_dir, model, datasets, budget, device, use_bf16, totals)
         if settings.plots:
             from minbert_lib.plots import plot_run  # matplotlib: imported only when drawing
 

@@ -114,7 +114,7 @@ def settings_from(args: argparse.Namespace, experiment: str, run_dir=None):
     from minbert_lib.build import TrainSettings
     from minbert_lib.overrides import parse
 
-    return TrainSettings(experiment=experiment, preset=args.preset, seed=args.seed, model=args.model,
+    return TrainSettings(experiment=experiment, budget=args.budget, seed=args.seed, model=args.model,
                          run_dir=None if run_dir is None else str(run_dir), data_dir=args.data_dir, device=args.device,
                          bf16=False if args.no_bf16 else None, epochs=args.epochs, eval_every=args.eval_every,
                          keep_last=args.keep_last, overrides=parse(args.set))
@@ -129,7 +129,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     run_dir = train(settings_from(args, args.experiment, args.run_dir))
     scores = load_best_scores(run_dir)
-    print(f"best dev scores of {args.experiment} ({args.preset} preset, seed {args.seed}):")
+    print(f"best dev scores of {args.experiment} ({args.budget} budget, seed {args.seed}):")
     print(MultitaskScores(scores["sst_accuracy"], scores["sst_macro_f1"], scores["quora_accuracy"],
                           scores["sts_pearson"]).summary())
     row = args.experiment.upper() if args.experiment.upper() in REPORT_DEV else REPORT_BEST_ROW
@@ -147,7 +147,7 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     from minbert_lib.overrides import folder_suffix, parse
     from minbert_lib.runs import changed_since, load_best_scores, load_minutes, write_json
 
-    out = Path(args.out or f"runs/reproduce-{args.preset}-seed{args.seed}{folder_suffix(parse(args.set))}")
+    out = Path(args.out or f"runs/reproduce-{args.budget}-seed{args.seed}{folder_suffix(parse(args.set))}")
     if out.exists() and not out.is_dir():
         raise MinbertError(f"--out {out} is a file: give a folder for the rows' runs and the table")
     rows = []
@@ -164,7 +164,7 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
             train(settings_from(args, name, run_dir))
         rows.append({"name": name, "description": EXPERIMENTS[name].description, "kit": load_best_scores(run_dir),
                      "minutes": load_minutes(run_dir)})
-    options = {"--rows": args.rows, "--preset": args.preset, "--seed": args.seed, "--model": args.model,
+    options = {"--rows": args.rows, "--budget": args.budget, "--seed": args.seed, "--model": args.model,
                "--epochs": args.epochs, "--data-dir": args.data_dir}
     command = " ".join(["minbert reproduce", *(f"{k} {v}" for k, v in options.items() if v is not None),
                         *(f"--set {item}" for item in args.set)])
@@ -193,24 +193,24 @@ def cmd_findings(args: argparse.Namespace) -> None:
 
 
 def cmd_seeds(args: argparse.Namespace) -> None:
-    """Runs of one experiment and preset with different seeds: their best dev scores and mean +- sd."""
+    """Runs of one experiment and budget with different seeds: their best dev scores and mean +- sd."""
     from minbert_lib.plots import seeds_markdown
-    from minbert_lib.runs import load_best_scores, load_minutes
+    from minbert_lib.runs import load_best_scores, load_minutes, read_settings
 
     rows, definitions = [], set()
     for run in map(Path, args.runs):
         if not (run / "settings.json").is_file():
             raise MinbertError(f"{run} is not a run folder (it has no settings.json): give folders written by "
                                "minbert train")
-        saved = json.loads((run / "settings.json").read_text())
-        definitions.add((saved["experiment"]["name"], saved["preset"]["name"], saved["epochs"]))
+        saved = read_settings(run)
+        definitions.add((saved["experiment"]["name"], saved["budget"]["name"], saved["epochs"]))
         rows.append({"run": run.name, "seed": saved["settings"]["seed"], "kit": load_best_scores(run),
                      "minutes": load_minutes(run)})
     seeds = [row["seed"] for row in rows]
     if len(set(seeds)) < len(seeds):
         raise MinbertError(f"the runs' seeds {seeds} repeat: give each seed's run once")
     if len(definitions) > 1:
-        raise MinbertError(f"the runs mix experiments, presets or epochs {sorted(definitions)}: give runs that "
+        raise MinbertError(f"the runs mix experiments, budgets or epochs {sorted(definitions)}: give runs that "
                            "differ only in their seed")
     table = seeds_markdown(rows)
     if args.out:
@@ -238,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="embed a few sentences with the pretrained model (the kit's main job)")
     demo.add_argument("--model", default="minilm-l6",
-                      help="preset, hub name (owner/name[@revision]) or model folder (default: minilm-l6)")
+                      help="model name, hub name (owner/name[@revision]) or model folder (default: minilm-l6)")
     demo.add_argument("sentences", nargs="*", default=DEMO_SENTENCES, help="sentences to compare")
     demo.set_defaults(func=cmd_demo)
 
@@ -258,15 +258,17 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_data_check)
 
     def add_training_options(command):
-        command.add_argument("--preset", default="cpu", choices=["quick", "cpu", "paper"],
-                             help="how much to train: quick (1-2 min), cpu (default), paper (the report's, for a GPU)")
+        command.add_argument("--budget", default="cpu", choices=["quick", "cpu", "paper"],
+                             help="how much to train: quick (about 2 min), cpu (default), paper (the report's, for a GPU)")
+        # the name of --budget before 2026-12-04, so that older commands (results/, notes) still run
+        command.add_argument("--preset", dest="budget", choices=["quick", "cpu", "paper"], help=argparse.SUPPRESS)
         command.add_argument("--seed", type=int, default=0,
                              help="seeds the heads' initialisation, the shuffling and dropout (default: 0)")
         command.add_argument("--model", default="minilm-l6", help="a model name (minilm-l6, bert-base-uncased, tiny) or a weights folder (default: minilm-l6)")
         command.add_argument("--data-dir", help="folder with the CS224N data files (default: $MINBERT_DATA_DIR, then data/)")
         command.add_argument("--device", help="cuda, mps or cpu (default: the first available)")
         command.add_argument("--no-bf16", action="store_true", help="train in fp32 even where bf16 is supported")
-        command.add_argument("--epochs", type=int, help="override the preset's number of epochs")
+        command.add_argument("--epochs", type=int, help="override the budget's number of epochs")
         command.add_argument("--eval-every", type=int, metavar="STEPS",
                              help="score the dev sample and write last.pt every STEPS optimizer steps, mid-epoch "
                                   "too (default: an eighth of the run's steps; 0: at each epoch's end only)")
@@ -274,20 +276,20 @@ def build_parser() -> argparse.ArgumentParser:
                              help="keep last.pt (the resume checkpoint, 271 MB for MiniLM) once the run has finished")
         command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                              help="change one training setting, e.g. --set lr=1e-4 --set head_lr_scale=20: any "
-                                  "field of the preset, the experiment or its heads (a wrong key lists them all)")
+                                  "field of the budget, the experiment or its heads (a wrong key lists them all)")
 
     train = sub.add_parser("train", help="train one named experiment (M0..M12 or best)",
                            description="Train one named experiment. The same command again resumes an interrupted "
                                        "run (Ctrl-C) from its last checkpointed step.")
     train.add_argument("--experiment", default="best", help="M0..M12 (the report's Table 2 rows) or best")
-    train.add_argument("--run-dir", help="where to write the run (default: runs/<experiment>-<preset>-seed<seed>, "
+    train.add_argument("--run-dir", help="where to write the run (default: runs/<experiment>-<budget>-seed<seed>, "
                                          "then -key=value for each --set)")
     add_training_options(train)
     train.set_defaults(func=cmd_train)
 
     reproduce = sub.add_parser("reproduce", help="train the report's ablation rows and write Table 2")
     reproduce.add_argument("--rows", default="M0-M12", help="e.g. M0-M12 or M1,M3,M7 (default: M0-M12)")
-    reproduce.add_argument("--out", help="folder for the runs and the table (default: runs/reproduce-<preset>-seed<seed>)")
+    reproduce.add_argument("--out", help="folder for the runs and the table (default: runs/reproduce-<budget>-seed<seed>)")
     add_training_options(reproduce)
     reproduce.set_defaults(func=cmd_reproduce)
 

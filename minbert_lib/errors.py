@@ -18,7 +18,7 @@ class DataError(MinbertError):
 
 
 class ConfigError(MinbertError, ValueError):
-    """An unknown experiment, preset or option value."""
+    """An unknown experiment, budget or option value."""
 
 
 class TrainingInterrupted(MinbertError):

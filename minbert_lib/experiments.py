@@ -1,7 +1,7 @@
-"""Named configurations: the report's ablation rows M0..M12, the kit's best recipe, and size presets.
+"""Named configurations: the report's ablation rows M0..M12, the kit's best recipe, and training budgets.
 
 An `Experiment` says *what* is trained (schedule, heads, extensions); a
-`Preset` says *how much* (epochs, batch size, learning rate, data limits).
+`Budget` says *how much* (epochs, batch size, learning rate, data limits).
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class Experiment:
     reweight: bool = False                # RW: weight losses by dataset share
     similarity_loss: str = "mse"          # mse (the report) | cosent
     layerwise_lr_decay: float = 1.0       # 1.0: one learning rate for the whole encoder
-    lr_scale: float = 1.0                 # the encoder learns at the preset's lr * this
+    lr_scale: float = 1.0                 # the encoder learns at the budget's lr * this
     head_lr_scale: float = 1.0            # heads learn at the encoder's lr * this (the report: 1, one rate for all)
     lr_schedule: str = "constant"         # constant (the report) | linear: warm up, then decay to 0
 
@@ -62,7 +62,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     _row("M12", "BL+TM2+COS-S+RW", "TM2", sts="cos", reweight=True),
     # The kit's own recipe: mean pooling (how MiniLM was pre-trained), paraphrase as a cosine
     # with a learned scale and threshold, cosine similarity trained with CoSENT after MNR,
-    # the encoder at twice the preset's learning rate with layer-wise decay, and heads that learn
+    # the encoder at twice the budget's learning rate with layer-wise decay, and heads that learn
     # 20 times faster than the encoder (the sentiment head starts from random weights).
     Experiment(
         "best", "kit: mean pooling, scaled-cosine paraphrase, COS-S with CoSENT, MNR, TM1",
@@ -79,7 +79,7 @@ REPORT_BEST_ROW = report.BEST_DEV_ROW
 
 
 @dataclass
-class Preset:
+class Budget:
     name: str
     epochs: int
     batch_size: int
@@ -95,29 +95,29 @@ class Preset:
     train_eval_sample: int = 1000         # train metrics are measured on this many examples per task
     epoch_dev_sample: int | None = None   # per-epoch dev scores on this many examples per task (None: all);
                                           # the best model is always scored on all of dev at the end
-    # The preset's own recipe, which replaces the experiment's where set (None: keep the experiment's).
+    # The budget's own recipe, which replaces the experiment's where set (None: keep the experiment's).
     # A row stays the row it names: schedule, heads, MNR, freezing and RW are the experiment's.
     pooling: str | None = None            # cls | mean
     head_lr_scale: float | None = None    # heads learn at the encoder's lr * this
 
 
-PRESETS: dict[str, Preset] = {
+BUDGETS: dict[str, Budget] = {
     # about two minutes on 2 CPU cores: the demo and a first look (the tests train the tiny model with
     # it). Three passes over 384 examples per task: after one pass (24 steps) the `best` recipe's SST
     # head still answered near the majority class (0.246 against a floor of 0.281 on its dev sample);
     # after three, 0.375 (2-core AMD EPYC, seed 0).
-    "quick": Preset("quick", epochs=3, batch_size=16, lr=5e-5, max_length=48, train_limit=384,
+    "quick": Budget("quick", epochs=3, batch_size=16, lr=5e-5, max_length=48, train_limit=384,
                     dev_limit=256, train_eval_sample=128),
     # all of the mirror data, at most about ten minutes a Table 2 row on 2 CPU cores: a TM1
     # epoch trains 1.17 M real tokens at about 2,900 tokens/s in bf16 (benchmarks/results/epoch.md),
     # so one epoch is what fits. In one epoch, heads that start from random weights and learn at the
     # encoder's 5e-5 stay at the majority class (Quora 0.625 in 9 of 13 rows, results/README.md), and
     # MiniLM's [CLS] pooler was never trained to carry a sentence's meaning (MiniLM was pre-trained with
-    # mean pooling): so this preset pools by mean and lets the heads learn 20 times faster.
-    "cpu": Preset("cpu", epochs=1, batch_size=32, lr=5e-5, max_length=64, epoch_dev_sample=2000,
+    # mean pooling): so this budget pools by mean and lets the heads learn 20 times faster.
+    "cpu": Budget("cpu", epochs=1, batch_size=32, lr=5e-5, max_length=64, epoch_dev_sample=2000,
                   pooling="mean", head_lr_scale=20.0),
     # the report's protocol, meant for a GPU
-    "paper": Preset("paper", epochs=10, batch_size=64, lr=1e-5, max_length=128, dropout=0.3, bf16=False),
+    "paper": Budget("paper", epochs=10, batch_size=64, lr=1e-5, max_length=128, dropout=0.3, bf16=False),
 }
 
 
@@ -153,17 +153,17 @@ def get_experiment(name: str) -> Experiment:
     return EXPERIMENTS[key]
 
 
-def with_preset_recipe(experiment: Experiment, preset: Preset) -> Experiment:
-    """The experiment as `preset` trains it: the preset's pooling and head learning rate, where it sets them."""
-    if preset.pooling is not None:
+def with_budget_recipe(experiment: Experiment, budget: Budget) -> Experiment:
+    """The experiment as `budget` trains it: the budget's pooling and head learning rate, where it sets them."""
+    if budget.pooling is not None:
         experiment = dataclasses.replace(experiment, heads=dataclasses.replace(experiment.heads,
-                                                                               pooling=preset.pooling))
-    if preset.head_lr_scale is not None:
-        experiment = dataclasses.replace(experiment, head_lr_scale=preset.head_lr_scale)
+                                                                               pooling=budget.pooling))
+    if budget.head_lr_scale is not None:
+        experiment = dataclasses.replace(experiment, head_lr_scale=budget.head_lr_scale)
     return experiment
 
 
-def get_preset(name: str) -> Preset:
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}: choose one of {list(PRESETS)}")
-    return PRESETS[name]
+def get_budget(name: str) -> Budget:
+    if name not in BUDGETS:
+        raise ConfigError(f"unknown budget {name!r}: choose one of {list(BUDGETS)}")
+    return BUDGETS[name]

@@ -1,13 +1,13 @@
-"""`--set key=value`: change one training setting of a run without writing a new experiment or preset.
+"""`--set key=value`: change one training setting of a run without writing a new experiment or budget.
 
-    minbert train --experiment M3 --preset quick --set lr=1e-4 --set batch_size=16 --set head_lr_scale=20
+    minbert train --experiment M3 --budget quick --set lr=1e-4 --set batch_size=16 --set head_lr_scale=20
 
-A key is a field of the preset (how much: lr, batch_size, max_length, dropout, train_limit ...), of
+A key is a field of the budget (how much: lr, batch_size, max_length, dropout, train_limit ...), of
 the experiment (what: lr_scale, head_lr_scale, layerwise_lr_decay, lr_schedule, similarity_loss ...)
 or of its heads (pooling, paraphrase_head, similarity_head, pair_features); `SETTINGS` lists them.
-`dropout` is the preset's, which replaces the heads' own. Values are converted to the field's type;
+`dropout` is the budget's, which replaces the heads' own. Values are converted to the field's type;
 `none` clears a field that may be empty (train_limit=none: all the data). The run's settings.json
-keeps the overrides and the experiment and preset they produced, so a run folder is only resumed
+keeps the overrides and the experiment and budget they produced, so a run folder is only resumed
 with the same ones.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 
 from minbert_lib.errors import ConfigError
-from minbert_lib.experiments import Experiment, Preset
+from minbert_lib.experiments import Experiment, Budget
 from minbert_lib.multitask import HeadConfig
 
 AT_LEAST_ZERO = {"dropout", "freeze_last"}  # every other number must be above 0
@@ -30,9 +30,9 @@ def _fields(kind, skip: set[str]) -> dict[str, str]:
 SETTINGS: dict[str, tuple[str, str]] = {
     **{name: ("heads", kind) for name, kind in _fields(HeadConfig, {"dropout"}).items()},
     **{name: ("experiment", kind) for name, kind in _fields(Experiment, {"name", "description", "heads"}).items()},
-    # a preset's pooling and head_lr_scale replace the experiment's (experiments.with_preset_recipe): --set changes
+    # a budget's pooling and head_lr_scale replace the experiment's (experiments.with_budget_recipe): --set changes
     # the experiment's, which is what the run trains
-    **{name: ("preset", kind) for name, kind in _fields(Preset, {"name", "pooling", "head_lr_scale"}).items()},
+    **{name: ("budget", kind) for name, kind in _fields(Budget, {"name", "pooling", "head_lr_scale"}).items()},
 }
 
 
@@ -78,9 +78,9 @@ def convert(key: str, text: str):
     return value
 
 
-def apply(experiment: Experiment, preset: Preset, overrides: dict[str, str]) -> tuple[Experiment, Preset]:
-    """The experiment and preset with the overrides in place (the originals are left as they are)."""
-    changes: dict[str, dict] = {"heads": {}, "experiment": {}, "preset": {}}
+def apply(experiment: Experiment, budget: Budget, overrides: dict[str, str]) -> tuple[Experiment, Budget]:
+    """The experiment and budget with the overrides in place (the originals are left as they are)."""
+    changes: dict[str, dict] = {"heads": {}, "experiment": {}, "budget": {}}
     for key, text in overrides.items():
         if key not in SETTINGS:
             raise ConfigError(f"{key!r} is not a training setting; the settings are {', '.join(sorted(SETTINGS))}")
@@ -90,7 +90,7 @@ def apply(experiment: Experiment, preset: Preset, overrides: dict[str, str]) -> 
         experiment = dataclasses.replace(experiment, heads=heads, **changes["experiment"])
     except ValueError as err:
         raise ConfigError(f"--set: {err}") from None
-    return experiment, dataclasses.replace(preset, **changes["preset"])
+    return experiment, dataclasses.replace(budget, **changes["budget"])
 
 
 def folder_suffix(overrides: dict[str, str]) -> str:

@@ -2,10 +2,10 @@
 
     ids, labels = predict(model, "sst", dataset, batch_size=32, device=device, use_bf16=False)
     result = score_split(model, datasets, "dev", 32, device, False)   # scores, confusion, predictions
-    write_best_predictions(run_dir, model, datasets, preset, device, False)
+    write_best_predictions(run_dir, model, datasets, budget, device, False)
 
 The metrics themselves (accuracy, Pearson, the overall score) and the file format are in evaluate.py.
-Test predictions of a preset that cuts the test files (quick) are named `<task>-test-partial-predictions.csv`,
+Test predictions of a budget that cuts the test files (quick) are named `<task>-test-partial-predictions.csv`,
 and `partial-predictions.txt` says how much of each file they cover.
 """
 from __future__ import annotations
@@ -86,29 +86,29 @@ def fixed_sample(datasets: dict, split: str, size: int | None, seed: int) -> dic
     return {t: sorted(rng.permutation(len(datasets[t][split]))[:size].tolist()) for t in EVAL_TASKS}
 
 
-def write_best_predictions(run_dir: Path, model, datasets: dict, preset, device, use_bf16: bool,
+def write_best_predictions(run_dir: Path, model, datasets: dict, budget, device, use_bf16: bool,
                            totals: dict | None = None) -> None:
     """Reload best.pt; score it on all of dev; write predictions, confusion matrices and best-dev-scores.json.
-    `totals` ({(task, split): rows before the preset's cut}) tells partial test files from whole ones."""
+    `totals` ({(task, split): rows before the budget's cut}) tells partial test files from whole ones."""
     state = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"])
-    dev = score_split(model, datasets, "dev", preset.batch_size, device, use_bf16)
+    dev = score_split(model, datasets, "dev", budget.batch_size, device, use_bf16)
     notes = []
     for task in EVAL_TASKS:
         write_predictions(run_dir / prediction_filename(task, "dev"), *dev["predictions"][task])
         test = datasets[task]["test"]
         if test is not None:
             total = (totals or {}).get((task, "test"), len(test))
-            ids, predictions = predict(model, task, test, preset.batch_size, device, use_bf16)
+            ids, predictions = predict(model, task, test, budget.batch_size, device, use_bf16)
             name = prediction_filename(task, "test", partial=len(test) < total)
             write_predictions(run_dir / name, ids, predictions)
             if len(test) < total:
-                notes.append(f"{name}: {len(test):,} of the {total:,} examples of {task}-test (the {preset.name} "
-                             f"preset's limit; {prediction_filename(task, 'dev')} covers {len(datasets[task]['dev']):,} "
+                notes.append(f"{name}: {len(test):,} of the {total:,} examples of {task}-test (the {budget.name} "
+                             f"budget's limit; {prediction_filename(task, 'dev')} covers {len(datasets[task]['dev']):,} "
                              f"of {(totals or {}).get((task, 'dev'), 0):,} dev examples)")
     if notes:
         (run_dir / PARTIAL_NOTE).write_text(
             "These prediction files cover part of their split only: not for submission. Train with the cpu or "
-            "paper preset for complete files.\n" + "\n".join(notes) + "\n", encoding="utf-8")
+            "paper budget for complete files.\n" + "\n".join(notes) + "\n", encoding="utf-8")
     write_json(run_dir / "confusion.json", dev["confusion"])
     write_json(run_dir / "best-dev-scores.json", dev["scores"])

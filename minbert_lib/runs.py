@@ -1,7 +1,7 @@
 """A run folder: what it holds, writing it safely, and reading it back.
 
     runs/M7-cpu-seed0/
-    settings.json            what was trained (experiment, preset, seed, model)
+    settings.json            what was trained (experiment, budget, seed, model)
     history.json             "epochs": per epoch, train losses, train-sample and dev(-sample) metrics;
                              "evals": dev(-sample) metrics every `eval_every` steps and at each epoch's end, with
                              the mean train losses since the previous point; "floors": the majority-class scores
@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from minbert_lib.errors import MinbertError
-from minbert_lib.experiments import Experiment, Preset
+from minbert_lib.experiments import Experiment, Budget
 from minbert_lib.overrides import folder_suffix
 
 LAST = "last.pt"
@@ -60,15 +60,15 @@ def save_best(run_dir: Path, model, epoch: int) -> None:
 
 
 def default_run_dir(settings) -> Path:
-    """runs/<experiment>-<preset>-seed<seed>, for a TrainSettings; each --set key=value adds -key=value."""
-    return Path("runs") / f"{settings.experiment}-{settings.preset}-seed{settings.seed}{folder_suffix(settings.overrides)}"
+    """runs/<experiment>-<budget>-seed<seed>, for a TrainSettings; each --set key=value adds -key=value."""
+    return Path("runs") / f"{settings.experiment}-{settings.budget}-seed{settings.seed}{folder_suffix(settings.overrides)}"
 
 
 # --- is it the same run? has it finished? ------------------------------------------
 
-def run_definition(experiment: Experiment, preset: Preset, epochs: int, model: str, seed: int) -> dict:
+def run_definition(experiment: Experiment, budget: Budget, epochs: int, model: str, seed: int) -> dict:
     """What decides a run's result, as settings.json stores it: compared before resuming or reusing a run."""
-    definition = {"experiment": experiment.to_dict(), "preset": dataclasses.asdict(preset), "epochs": epochs,
+    definition = {"experiment": experiment.to_dict(), "budget": dataclasses.asdict(budget), "epochs": epochs,
                   "model": model, "seed": seed}
     return json.loads(json.dumps(definition))  # tuples become lists, as in the file
 
@@ -79,14 +79,23 @@ def field_defaults(kind) -> dict:
     return {f.name: f.default for f in dataclasses.fields(kind) if f.default is not dataclasses.MISSING}
 
 
+def read_settings(run_dir: Path) -> dict:
+    """A run folder's settings.json. Kits before 2026-12-04 called the budget a "preset": read as "budget"."""
+    saved = json.loads((Path(run_dir) / "settings.json").read_text())
+    if "preset" in saved:
+        saved["budget"] = saved.pop("preset")
+    if "preset" in saved.get("settings", {}):
+        saved["settings"]["budget"] = saved["settings"].pop("preset")
+    return saved
+
+
 def changed_since(run_dir: Path, definition: dict) -> list[str]:
     """The parts of a run_definition that differ from the run folder's settings.json (none: same run)."""
-    path = Path(run_dir) / "settings.json"
-    if not path.exists():
+    if not (Path(run_dir) / "settings.json").exists():
         return []
-    saved = json.loads(path.read_text())
+    saved = read_settings(run_dir)
     saved.update(model=saved["settings"]["model"], seed=saved["settings"]["seed"])
-    for key, kind in (("experiment", Experiment), ("preset", Preset)):
+    for key, kind in (("experiment", Experiment), ("budget", Budget)):
         saved[key] = {**field_defaults(kind), **saved.get(key, {})}
     return [key for key, value in definition.items() if saved.get(key) != value]
 

@@ -14,8 +14,8 @@ results/<task>-data-curve.md.
 Finished runs are kept: run it again to rebuild the table, or after an interruption.
 
 SST alone is the report's BL schedule. For Quora this script makes one extra schedule ("quora-only": one
-pass over Quora per epoch) and hands it to `train`, with its experiment and presets; it registers nothing,
-and the kit's own schedules, experiments and presets are unchanged.
+pass over Quora per epoch) and hands it to `train`, with its experiment and budgets; it registers nothing,
+and the kit's own schedules, experiments and budgets are unchanged.
 Checkpoints are still chosen by the plain mean of the three dev scores, as in every run.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from minbert_lib.build import TrainSettings, train
 from minbert_lib.data import load_split
-from minbert_lib.experiments import EXPERIMENTS, PRESETS, Experiment
+from minbert_lib.experiments import BUDGETS, EXPERIMENTS, Experiment
 from minbert_lib.runs import finished, load_best_scores, load_minutes
 from minbert_lib.schedules import Schedule
 
@@ -69,12 +69,12 @@ def main() -> None:
     full = len(load_split(args.task, "train", args.data_dir))  # 13,507 Quora pairs in the mirror, 8,544 SST sentences
     rows = []
     for size in (full // 8, full // 4, full // 2, full):
-        preset = dataclasses.replace(PRESETS["cpu"], name=f"{args.task}-{size}", train_limit=size)
+        budget = dataclasses.replace(BUDGETS["cpu"], name=f"{args.task}-{size}", train_limit=size)
         run_dir = Path(f"runs/{args.task}-curve/e{args.epochs}-seed{args.seed}") / str(size)
         if not finished(run_dir, args.epochs):
-            settings = TrainSettings(experiment=experiment.name, preset=preset.name, seed=args.seed,
+            settings = TrainSettings(experiment=experiment.name, budget=budget.name, seed=args.seed,
                                      data_dir=args.data_dir, run_dir=str(run_dir), epochs=args.epochs)
-            train(settings, experiment=experiment, preset=preset, schedule=schedule)
+            train(settings, experiment=experiment, budget=budget, schedule=schedule)
         scores = load_best_scores(run_dir)
         rows.append(f"| {size:,} | {scores[SCORE_KEYS[args.task]]:.3f} | {load_minutes(run_dir):.1f} |")
 

@@ -73,11 +73,11 @@ def test_the_scan_finds_the_old_ways_of_patching_the_trainer():
     old = "\n".join([
         "from minbert_lib import schedules, train",            # 1
         "import minbert_lib.experiments as experiments",       # 2
-        "from minbert_lib.experiments import PRESETS",         # 3
+        "from minbert_lib.experiments import BUDGETS",         # 3
         "tasks_of = train.schedule_tasks",                     # 4: reading is fine
         "train.schedule_tasks = lambda name: ('quora',)",      # 5
         "schedules.SCHEDULES['quora-only'] = print",           # 6
-        "PRESETS['check'] = None",                             # 7
+        "BUDGETS['check'] = None",                             # 7
         "experiments.EXPERIMENTS['X'].mnr += 1",               # 8
         "setattr(train, 'steps_per_epoch', len)",              # 9
         "settings = train.TrainSettings(); settings.seed = 1",  # 10: the script's own object

@@ -17,7 +17,7 @@ from minbert_lib.model import BertModel
 from minbert_lib.multitask import HeadConfig, MultitaskBert
 from minbert_lib.optim import AdamW
 from minbert_lib.errors import ConfigError, MinbertError, TrainingInterrupted
-from minbert_lib.experiments import get_experiment, get_preset
+from minbert_lib.experiments import get_experiment, get_budget
 import minbert_lib.build as build_module
 import minbert_lib.train as train_module
 from minbert_lib.batching import mnr_batches
@@ -139,7 +139,7 @@ def test_linear_schedule_warms_up_for_a_tenth_of_the_steps_then_decays_to_zero()
 
 def tiny_run(run_dir, experiment=None, schedule=None, **overrides):
     """A run of the tiny model; `experiment` and `schedule`, where given, stand in for the named ones."""
-    settings = TrainSettings(**{"experiment": experiment.name if experiment else "M8", "preset": "quick", "model": "tiny", "run_dir": str(run_dir),
+    settings = TrainSettings(**{"experiment": experiment.name if experiment else "M8", "budget": "quick", "model": "tiny", "run_dir": str(run_dir),
                                 "data_dir": str(DATA_DIR), "epochs": 2, "progress": False, "bf16": False, **overrides})
     return train(settings, experiment=experiment, schedule=schedule)
 
@@ -166,7 +166,7 @@ def test_lr_scale_sets_the_learning_rate_of_the_mnr_pass_and_of_fine_tuning(tmp_
 
     monkeypatch.setattr(build_module, "make_optimizer", recording_make_optimizer)
     tiny_run(tmp_path / "run", experiment=doubled, epochs=1)
-    assert rates == [2 * get_preset("quick").lr] * 2
+    assert rates == [2 * get_budget("quick").lr] * 2
 
 
 def interrupt_at_step(monkeypatch, step: int) -> None:
@@ -185,7 +185,7 @@ def interrupt_at_step(monkeypatch, step: int) -> None:
 @pytest.mark.parametrize("lr_schedule", ["constant", "linear"])
 def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, monkeypatch, lr_schedule):
     """Stopped after epoch 1, then Ctrl-C in the middle of epoch 2, then resumed: the same run as one without a stop.
-    The quick preset's TM2 epoch is 24 steps; 2 epochs evaluate and checkpoint every 48 // 8 = 6 steps."""
+    The quick budget's TM2 epoch is 24 steps; 2 epochs evaluate and checkpoint every 48 // 8 = 6 steps."""
     scheduled = dataclasses.replace(get_experiment("M8"), lr_schedule=lr_schedule)
     whole = tiny_run(tmp_path / "whole", scheduled, keep_last=True)
     tiny_run(tmp_path / "resumed", scheduled, stop_after_epochs=1)
@@ -210,7 +210,7 @@ def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, mo
     assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
     # the trainer steps the schedule once per optimizer step: a linear schedule has reached 0 at the end
     final_rates = {group["lr"] for group in checkpoint_a["optimizer"]["param_groups"]}
-    assert final_rates == ({0.0} if lr_schedule == "linear" else {get_preset("quick").lr})
+    assert final_rates == ({0.0} if lr_schedule == "linear" else {get_budget("quick").lr})
 
 
 def test_ctrl_c_prints_one_line_saying_where_to_resume(monkeypatch, capsys):
@@ -220,7 +220,7 @@ def test_ctrl_c_prints_one_line_saying_where_to_resume(monkeypatch, capsys):
         raise TrainingInterrupted("interrupted at step 7; run the same command again to resume from step 6")
 
     monkeypatch.setattr(build_module, "train", interrupted)
-    assert cli.main(["train", "--preset", "quick", "--model", "tiny"]) == 130
+    assert cli.main(["train", "--budget", "quick", "--model", "tiny"]) == 130
     assert capsys.readouterr().err == "interrupted at step 7; run the same command again to resume from step 6\n"
 
 
@@ -264,7 +264,7 @@ def test_a_run_without_plots_writes_its_scores_but_no_figures(tmp_path):
 
 def test_a_run_folder_of_another_definition_is_neither_resumed_nor_reused(tmp_path):
     tiny_run(tmp_path / "run", stop_after_epochs=1)
-    same = TrainSettings(experiment="M8", preset="quick", model="tiny", epochs=2)
+    same = TrainSettings(experiment="M8", budget="quick", model="tiny", epochs=2)
     assert changed_since(tmp_path / "run", definition(same)) == []
     assert changed_since(tmp_path / "run", definition(dataclasses.replace(same, seed=1, epochs=3))) == ["epochs", "seed"]
     with pytest.raises(ConfigError, match="epochs differ"):
@@ -292,13 +292,25 @@ def test_a_run_saved_before_the_kit_gained_a_setting_counts_as_that_settings_def
     tiny_run(tmp_path / "run", stop_after_epochs=1)
     settings_file = tmp_path / "run" / "settings.json"
     saved = json.loads(settings_file.read_text())
-    del saved["experiment"]["head_lr_scale"], saved["preset"]["epoch_dev_sample"]  # as an older kit wrote it
+    del saved["experiment"]["head_lr_scale"], saved["budget"]["epoch_dev_sample"]  # as an older kit wrote it
     settings_file.write_text(json.dumps(saved))
-    same = TrainSettings(experiment="M8", preset="quick", model="tiny", epochs=2)
+    same = TrainSettings(experiment="M8", budget="quick", model="tiny", epochs=2)
     assert changed_since(tmp_path / "run", definition(same)) == []
     saved["experiment"]["head_lr_scale"] = 5.0  # a saved value that is not the default still counts
     settings_file.write_text(json.dumps(saved))
     assert changed_since(tmp_path / "run", definition(same)) == ["experiment"]
+
+
+def test_a_run_saved_when_budgets_were_called_presets_is_the_same_run(tmp_path):
+    tiny_run(tmp_path / "run", stop_after_epochs=1)
+    settings_file = tmp_path / "run" / "settings.json"
+    saved = json.loads(settings_file.read_text())
+    saved["preset"] = saved.pop("budget")  # as kits before 2026-12-04 wrote it
+    saved["settings"]["preset"] = saved["settings"].pop("budget")
+    settings_file.write_text(json.dumps(saved))
+    same = TrainSettings(experiment="M8", budget="quick", model="tiny", epochs=2)
+    assert changed_since(tmp_path / "run", definition(same)) == []
+    assert changed_since(tmp_path / "run", definition(dataclasses.replace(same, budget="cpu"))) == ["budget"]
 
 
 def run_cli(*args, cwd):
@@ -308,7 +320,7 @@ def run_cli(*args, cwd):
 
 @pytest.mark.slow
 def test_quick_run_from_the_cli_writes_a_complete_run_folder(tmp_path):
-    result = run_cli("train", "--experiment", "M3", "--preset", "quick", "--model", "tiny", "--no-bf16",
+    result = run_cli("train", "--experiment", "M3", "--budget", "quick", "--model", "tiny", "--no-bf16",
                      "--data-dir", str(DATA_DIR), "--run-dir", str(tmp_path / "run"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "overall, plain mean (as in the report)" in result.stdout
@@ -334,9 +346,9 @@ def test_quick_run_from_the_cli_writes_a_complete_run_folder(tmp_path):
 @pytest.mark.slow
 @pytest.mark.pretrained
 def test_the_demos_quick_run_learns_every_task(tmp_path, mirror, minilm_dir):
-    """`make demo` trains the kit's best recipe with the quick preset: its best model must score SST
+    """`make demo` trains the kit's best recipe with the quick budget: its best model must score SST
     at least 0.05 above always answering its dev sample's majority class, and STS above 0.5."""
-    result = run_cli("train", "--experiment", "best", "--preset", "quick", "--data-dir", str(mirror),
+    result = run_cli("train", "--experiment", "best", "--budget", "quick", "--data-dir", str(mirror),
                      "--run-dir", str(tmp_path / "run"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     floors = json.loads((tmp_path / "run" / "history.json").read_text())["floors"]
@@ -347,7 +359,7 @@ def test_the_demos_quick_run_learns_every_task(tmp_path, mirror, minilm_dir):
 
 
 def test_reproduce_writes_the_table_with_the_report_beside_the_kit(tmp_path):
-    result = run_cli("reproduce", "--rows", "M7,M12", "--preset", "quick", "--model", "tiny", "--epochs", "1", "--no-bf16",
+    result = run_cli("reproduce", "--rows", "M7,M12", "--budget", "quick", "--model", "tiny", "--epochs", "1", "--no-bf16",
                      "--data-dir", str(DATA_DIR), "--out", str(tmp_path / "table"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     table = (tmp_path / "table" / "table2.md").read_text()
@@ -366,7 +378,7 @@ def test_two_process_data_parallel_run_with_torchrun(tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
     result = subprocess.run(
         [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "minbert_lib.cli", "train",
-         "--experiment", "M8", "--preset", "quick", "--model", "tiny", "--epochs", "1", "--no-bf16",
+         "--experiment", "M8", "--budget", "quick", "--model", "tiny", "--epochs", "1", "--no-bf16",
          "--data-dir", str(DATA_DIR), "--run-dir", str(tmp_path / "run")],
         capture_output=True, text=True, cwd=tmp_path, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
@@ -417,7 +429,7 @@ def test_findings_refuses_what_is_not_a_table(tmp_path):
 
 def fake_finished_run(folder: Path, seed: int, sst: float, experiment="best", minutes="12.50") -> Path:
     folder.mkdir(parents=True)
-    settings = {"settings": {"seed": seed}, "experiment": {"name": experiment}, "preset": {"name": "cpu"}, "epochs": 1}
+    settings = {"settings": {"seed": seed}, "experiment": {"name": experiment}, "budget": {"name": "cpu"}, "epochs": 1}
     (folder / "settings.json").write_text(json.dumps(settings))
     scores = {"sst_accuracy": sst, "quora_accuracy": 0.7, "sts_pearson": 0.8, "mean_score": (sst + 1.5) / 3}
     (folder / "best-dev-scores.json").write_text(json.dumps(scores))
@@ -481,7 +493,7 @@ def test_data_curve_script_trains_the_quora_head_alone(tmp_path, monkeypatch):
     spec = importlib.util.spec_from_file_location("data_curve", path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    registries = [dict(schedules.SCHEDULES), dict(experiments.EXPERIMENTS), dict(experiments.PRESETS)]
+    registries = [dict(schedules.SCHEDULES), dict(experiments.EXPERIMENTS), dict(experiments.BUDGETS)]
     steps = []
 
     def recording_step(step_loss, optimizer, parameters, batches, *args, **kwargs):
@@ -491,12 +503,12 @@ def test_data_curve_script_trains_the_quora_head_alone(tmp_path, monkeypatch):
     original_step = train_module.optimisation_step
     monkeypatch.setattr(train_module, "optimisation_step", recording_step)
     run = tiny_run(tmp_path / "run", script.single_task_experiment("quora"), script.QUORA_ONLY, epochs=1)
-    quick = get_preset("quick")
+    quick = get_budget("quick")
     assert steps == [["quora"]] * (quick.train_limit // quick.batch_size)  # one pass over 384 pairs, 16 a batch
     assert list(json.loads((run / "history.json").read_text())["epochs"][0]["train_loss"]) == ["quora"]
     assert 0.0 <= json.loads((run / "best-dev-scores.json").read_text())["quora_accuracy"] <= 1.0
     assert json.loads((run / "settings.json").read_text())["experiment"]["schedule"] == "quora-only"
-    assert registries == [schedules.SCHEDULES, experiments.EXPERIMENTS, experiments.PRESETS]  # nothing registered
+    assert registries == [schedules.SCHEDULES, experiments.EXPERIMENTS, experiments.BUDGETS]  # nothing registered
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -526,20 +538,20 @@ def test_set_overrides_any_setting_and_the_run_records_them(tmp_path):
     run = tiny_run(tmp_path / "run", epochs=1, overrides=overrides)
     saved = json.loads((run / "settings.json").read_text())
     assert saved["settings"]["overrides"] == overrides
-    assert (saved["preset"]["lr"], saved["preset"]["max_length"], saved["preset"]["dropout"]) == (1e-3, 32, 0.1)
-    assert saved["preset"]["train_limit"] == 64 and saved["experiment"]["head_lr_scale"] == 20.0
+    assert (saved["budget"]["lr"], saved["budget"]["max_length"], saved["budget"]["dropout"]) == (1e-3, 32, 0.1)
+    assert saved["budget"]["train_limit"] == 64 and saved["experiment"]["head_lr_scale"] == 20.0
     assert saved["experiment"]["heads"]["pooling"] == "mean"
-    assert get_preset("quick").lr == 5e-5 and get_experiment("M8").heads.pooling == "cls"  # the named ones untouched
-    with pytest.raises(ConfigError, match="holds a run whose preset differ"):  # resumed only with the same settings
+    assert get_budget("quick").lr == 5e-5 and get_experiment("M8").heads.pooling == "cls"  # the named ones untouched
+    with pytest.raises(ConfigError, match="holds a run whose budget differ"):  # resumed only with the same settings
         tiny_run(tmp_path / "run", epochs=1, overrides={**overrides, "lr": "2e-3"})
     assert json.loads((run / "settings.json").read_text()) == saved
 
 
-def test_the_cpu_preset_pools_by_mean_and_speeds_up_the_heads_but_keeps_each_rows_extensions():
+def test_the_cpu_budget_pools_by_mean_and_speeds_up_the_heads_but_keeps_each_rows_extensions():
     from minbert_lib.build import resolve
 
     for row in ("M4", "M7", "M12"):
-        experiment, preset = resolve(TrainSettings(experiment=row, preset="cpu"))
+        experiment, budget = resolve(TrainSettings(experiment=row, budget="cpu"))
         named = get_experiment(row)
         assert (experiment.heads.pooling, experiment.head_lr_scale) == ("mean", 20.0)
         assert (experiment.schedule, experiment.mnr, experiment.freeze_last, experiment.reweight) == \
@@ -547,9 +559,9 @@ def test_the_cpu_preset_pools_by_mean_and_speeds_up_the_heads_but_keeps_each_row
         assert (experiment.heads.paraphrase_head, experiment.heads.similarity_head) == \
                (named.heads.paraphrase_head, named.heads.similarity_head)
     assert get_experiment("M4").heads.pooling == "cls"  # the named row is left as the report defines it
-    quick, _ = resolve(TrainSettings(experiment="M4", preset="quick"))
-    assert (quick.heads.pooling, quick.head_lr_scale) == ("cls", 1.0)  # a preset without a recipe keeps the row's
-    report_pooling, _ = resolve(TrainSettings(experiment="M4", preset="cpu",
+    quick, _ = resolve(TrainSettings(experiment="M4", budget="quick"))
+    assert (quick.heads.pooling, quick.head_lr_scale) == ("cls", 1.0)  # a budget without a recipe keeps the row's
+    report_pooling, _ = resolve(TrainSettings(experiment="M4", budget="cpu",
                                               overrides={"pooling": "cls", "head_lr_scale": "1"}))
     assert (report_pooling.heads.pooling, report_pooling.head_lr_scale) == ("cls", 1.0)  # --set wins
 
@@ -558,22 +570,22 @@ def test_a_train_share_keeps_the_tasks_proportions_and_cuts_dev_by_the_limit():
     from minbert_lib.build import load_examples
     from minbert_lib.data import load_split
 
-    share = dataclasses.replace(get_preset("quick"), train_share=0.1, train_limit=None, dev_limit=20)
+    share = dataclasses.replace(get_budget("quick"), train_share=0.1, train_limit=None, dev_limit=20)
     totals = {}
     examples = load_examples(DATA_DIR, share, seed=0, totals=totals)
     for task in ("sst", "quora", "sts"):
         assert len(examples[task]["train"]) == round(0.1 * len(load_split(task, "train", DATA_DIR)))
         assert len(examples[task]["dev"]) == 20 and totals[(task, "train")] > len(examples[task]["train"])
     with pytest.raises(ConfigError, match="a share of the training set is at most 1"):
-        definition(TrainSettings(experiment="M9", preset="quick", overrides={"train_share": "1.5"}))
+        definition(TrainSettings(experiment="M9", budget="quick", overrides={"train_share": "1.5"}))
 
 
 def test_the_default_run_folder_names_each_override():
     from minbert_lib.runs import default_run_dir
 
-    settings = TrainSettings(experiment="M3", preset="quick", overrides={"lr": "1e-4", "batch_size": "16"})
+    settings = TrainSettings(experiment="M3", budget="quick", overrides={"lr": "1e-4", "batch_size": "16"})
     assert default_run_dir(settings) == Path("runs/M3-quick-seed0-batch_size=16-lr=1e-4")
-    assert default_run_dir(TrainSettings(experiment="M3", preset="quick")) == Path("runs/M3-quick-seed0")
+    assert default_run_dir(TrainSettings(experiment="M3", budget="quick")) == Path("runs/M3-quick-seed0")
 
 
 @pytest.mark.parametrize("assignments, message", [
@@ -597,12 +609,12 @@ def test_bad_overrides_are_refused_before_anything_is_written(tmp_path, assignme
 
 
 def test_set_on_the_command_line_reaches_the_run(tmp_path):
-    result = run_cli("train", "--experiment", "M8", "--preset", "quick", "--model", "tiny", "--no-bf16", "--epochs", "1",
+    result = run_cli("train", "--experiment", "M8", "--budget", "quick", "--model", "tiny", "--no-bf16", "--epochs", "1",
                      "--set", "train_limit=32", "--set", "dev-limit=32", "--data-dir", str(DATA_DIR), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     run = tmp_path / "runs" / "M8-quick-seed0-dev_limit=32-train_limit=32"
     saved = json.loads((run / "settings.json").read_text())
     assert saved["settings"]["overrides"] == {"train_limit": "32", "dev_limit": "32"}
-    assert (saved["preset"]["train_limit"], saved["preset"]["dev_limit"]) == (32, 32)
+    assert (saved["budget"]["train_limit"], saved["budget"]["dev_limit"]) == (32, 32)
     wrong = run_cli("train", "--set", "lrr=1", cwd=tmp_path)
     assert wrong.returncode != 0 and wrong.stderr.strip().splitlines()[-1].startswith("minbert: error: --set 'lrr=1'")

@@ -42,7 +42,7 @@ from minbert_lib.batching import TaskDataset, batch_to, mnr_batches
 from minbert_lib.build import TrainSettings, train
 from minbert_lib.config import model_config
 from minbert_lib.data import DataWarning, limited, load_split
-from minbert_lib.experiments import EXPERIMENTS, Preset
+from minbert_lib.experiments import EXPERIMENTS, Budget
 from minbert_lib.model import mean_pool
 from minbert_lib.multitask import HeadConfig, MultitaskBert
 from minbert_lib.notebook import autocast, device, runs_dir, synchronize, training_budget
@@ -404,7 +404,7 @@ print("RW weights with the upstream training sets:", {t: round(w, 3) for t, w in
 # and RW, which compute what your functions compute (your tests compared them). Every run
 # starts from the pretrained MiniLM, trains one epoch on a share of each training set (so the
 # tasks keep their proportions, which RW weighs by), pools by mean and lets the heads learn 20
-# times faster than the encoder (as the kit's `cpu` preset does, for the same reason: in one
+# times faster than the encoder (as the kit's `cpu` budget does, for the same reason: in one
 # short epoch, heads that start from random weights otherwise stay at the majority class),
 # and scores a dev sample at least 8 times along the way.
 #
@@ -420,7 +420,7 @@ ROW_BUDGETS = {  # model, share of each training set, dev examples per task, bat
     "full": ("minilm-l6", 0.12, 300, 32, 48),    # about 50 steps per TM1 row, 1-2 minutes each
 }
 MODEL, SHARE, DEV_SIZE, BATCH, MAX_LENGTH = ROW_BUDGETS[BUDGET]
-row_budget = Preset(f"06-{BUDGET}", epochs=1, batch_size=BATCH, lr=5e-5, max_length=MAX_LENGTH, train_share=SHARE,
+row_budget = Budget(f"06-{BUDGET}", epochs=1, batch_size=BATCH, lr=5e-5, max_length=MAX_LENGTH, train_share=SHARE,
                     dev_limit=DEV_SIZE, train_eval_sample=DEV_SIZE, pooling="mean", head_lr_scale=20.0)
 RUNS = runs_dir() / "06" / f"{MODEL}-share{SHARE}-dev{DEV_SIZE}-batch{BATCH}-len{MAX_LENGTH}"
 warnings.filterwarnings("ignore", category=DataWarning)  # the partial Quora file, noted above, would be noted per run
@@ -433,9 +433,9 @@ def train_rows(*rows):
     """Train rows of Table 2 on this notebook's budget (or find them trained in RUNS)."""
     for row in rows:
         print(f"== {row}: {EXPERIMENTS[row].description}")
-        settings = TrainSettings(experiment=row, preset=row_budget.name, model=MODEL, seed=0,
+        settings = TrainSettings(experiment=row, budget=row_budget.name, model=MODEL, seed=0,
                                  run_dir=str(RUNS / row), device=str(DEVICE), progress=False, plots=False)
-        trained[row] = train(settings, preset=row_budget)
+        trained[row] = train(settings, budget=row_budget)
         histories[row], best[row] = load_history(trained[row]), load_best_scores(trained[row])
 
 
@@ -518,7 +518,7 @@ display(Markdown(text))
 # ## 6. Table 2: the report and the kit
 #
 # The kit commits one measured table: every row M0-M12 trained by `minbert reproduce` with the
-# `cpu` preset (one epoch of all the mirror's data per row, about two hours on 2 CPU cores),
+# `cpu` budget (one epoch of all the mirror's data per row, about two hours on 2 CPU cores),
 # seed 0. Below it stands beside the report's Table 2, cell by cell, with the findings check:
 # for each of the report's six findings, whether the kit's rows agree, and on which numbers.
 # If you have run `minbert reproduce` yourself, your tables follow.
