@@ -431,6 +431,15 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
+# **Why STS stays low.** The similarity head reads $[u; v]$ with one weight vector, so
+# $\hat y = w_1^\top u + w_2^\top v + b$: a score of each sentence on its own, added. Nothing
+# in it compares $u$ with $v$; the encoder would have to reshape its embeddings before such a
+# sum could follow similarity, which a short run cannot do. Expect a Pearson's r well below
+# 0.5 here: the report's own baseline (M1) reached 0.369 after 10 epochs of bert-base.
+# Notebook 06 replaces the head with the cosine of $u$ and $v$ (COS-S), and STS rises at once.
+# (The paraphrase head has the same blind spot; Quora's majority class hides it better.)
+
+# %% [markdown]
 # The confusion matrices of the TM1 model, computed with your `confusion_matrix`:
 
 # %%
