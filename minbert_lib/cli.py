@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import warnings
@@ -260,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     def add_training_options(command):
         command.add_argument("--budget", default="cpu", choices=["quick", "cpu", "paper"],
                              help="how much to train: quick (about 2 min), cpu (default), paper (the report's, for a GPU)")
-        # the name of --budget before 2026-12-04, so that older commands (results/, notes) still run
+        # the name of --budget until 2026-12-03, so that older commands (results/, notes) still run
         command.add_argument("--preset", dest="budget", choices=["quick", "cpu", "paper"], help=argparse.SUPPRESS)
         command.add_argument("--seed", type=int, default=0,
                              help="seeds the heads' initialisation, the shuffling and dropout (default: 0)")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 
 from minbert_lib.errors import ConfigError
-from minbert_lib.experiments import Experiment, Budget
+from minbert_lib.experiments import Budget, Experiment
 from minbert_lib.multitask import HeadConfig
 
 AT_LEAST_ZERO = {"dropout", "freeze_last"}  # every other number must be above 0

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from minbert_lib.errors import MinbertError
-from minbert_lib.experiments import Experiment, Budget
+from minbert_lib.experiments import Budget, Experiment
 from minbert_lib.overrides import folder_suffix
 
 LAST = "last.pt"
@@ -80,7 +80,7 @@ def field_defaults(kind) -> dict:
 
 
 def read_settings(run_dir: Path) -> dict:
-    """A run folder's settings.json. Kits before 2026-12-04 called the budget a "preset": read as "budget"."""
+    """A run folder's settings.json. Kits until 2026-12-03 called the budget a "preset": read as "budget"."""
     saved = json.loads((Path(run_dir) / "settings.json").read_text())
     if "preset" in saved:
         saved["budget"] = saved.pop("preset")

@@ -305,7 +305,7 @@ def test_a_run_saved_when_budgets_were_called_presets_is_the_same_run(tmp_path):
     tiny_run(tmp_path / "run", stop_after_epochs=1)
     settings_file = tmp_path / "run" / "settings.json"
     saved = json.loads(settings_file.read_text())
-    saved["preset"] = saved.pop("budget")  # as kits before 2026-12-04 wrote it
+    saved["preset"] = saved.pop("budget")  # as kits until 2026-12-03 wrote it
     saved["settings"]["preset"] = saved["settings"].pop("budget")
     settings_file.write_text(json.dumps(saved))
     same = TrainSettings(experiment="M8", budget="quick", model="tiny", epochs=2)
