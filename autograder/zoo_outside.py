@@ -150,10 +150,10 @@ CASES = [
     OutsideCase("pearson_aliased", "05_multitask", "pearson and confusion_matrix from minbert_lib.evaluate",
                 replace("metrics", "from minbert_lib.evaluate import pearson, confusion_matrix\n"),
                 {"test_metrics": False, "test_heads": True}, "reference implementation"),
-    OutsideCase("task_loss_from_table", "05_multitask", "task_loss through the library's table of losses",
-                replace("task_loss", "from minbert_lib.losses import TASK_LOSSES\n\n\n"
+    OutsideCase("task_loss_from_table", "05_multitask", "task_loss through the losses of the library's task table",
+                replace("task_loss", "from minbert_lib.tasks import TASKS\n\n\n"
                                      "def task_loss(task, outputs, labels):\n"
-                                     "    return TASK_LOSSES[task](outputs, labels)\n"),
+                                     "    return TASKS[task].loss(outputs, labels)\n"),
                 {"test_task_loss": False, "test_heads": True}, "reference implementation"),
     OutsideCase("mnr_aliased", "06_extensions", "the MNR loss from minbert_lib.losses",
                 replace("mnr", "from minbert_lib.losses import multiple_negatives_ranking_loss as mnr_loss\n"),

@@ -31,10 +31,11 @@ from minbert_lib.model import BertModel
 from minbert_lib.multitask import PARAPHRASE_HEADS, MultitaskBert, freeze_all_but_last, pair_encoding_of
 from minbert_lib.optim import AdamW
 from minbert_lib.overrides import apply as apply_overrides
-from minbert_lib.predictions import EVAL_TASKS, fixed_sample, score_split, write_best_predictions
+from minbert_lib.predictions import fixed_sample, score_split, write_best_predictions
 from minbert_lib.runs import (LAST, changed_since, default_run_dir, finished, load_last, new_history,
                               run_definition, write_json)
 from minbert_lib.schedules import Schedule, TaskStream, named_schedule
+from minbert_lib.tasks import REPORT_TASKS, get_task
 from minbert_lib.tokenizer import Tokenizer
 from minbert_lib.train import Learner, Progress, StepLoss, mnr_pretrain, resume, train_epochs
 
@@ -102,18 +103,23 @@ def eval_interval(settings: TrainSettings, total_steps: int) -> int:
 
 def pair_encoding_for(task: str, experiment: Experiment) -> str:
     """Quora pairs as the paraphrase head reads them (one sequence for the cross-encoder, both ways
-    for cos-cross); STS pairs always apart, for the bi-encoder similarity heads."""
-    if task != "quora":
+    for cos-cross); other pairs (STS) always apart, for the bi-encoder heads."""
+    if get_task(task).head != "paraphrase":
         return "bi"
     return pair_encoding_of(PARAPHRASE_HEADS[experiment.heads.paraphrase_head])
 
 
-def load_examples(data_dir, budget: Budget, seed: int,
-                  totals: dict | None = None) -> dict[str, dict[str, list[Example] | None]]:
+def tasks_of(schedule: Schedule) -> tuple[str, ...]:
+    """What a run trains heads for and scores: the report's three tasks, then any other the schedule trains."""
+    return REPORT_TASKS + tuple(task for task in schedule.tasks if task not in REPORT_TASKS)
+
+
+def load_examples(data_dir, budget: Budget, seed: int, totals: dict | None = None,
+                  tasks: tuple[str, ...] = REPORT_TASKS) -> dict[str, dict[str, list[Example] | None]]:
     """{task: {"train": [...], "dev": [...], "test": [...] or None}}, cut to the budget's limits; `totals`,
     where given, receives each file's size before the cut as {(task, split): rows}."""
     examples = {}
-    for task in EVAL_TASKS:
+    for task in tasks:
         splits = {}
         for split, limit in (("train", budget.train_limit), ("dev", budget.dev_limit), ("test", budget.dev_limit)):
             path = split_path(task, split, data_dir)
@@ -148,8 +154,10 @@ def mnr_positive_pairs(examples: dict) -> list[Example]:
 
 # --- model, optimizer, learning-rate schedule ----------------------------------------
 
-def build_model(settings: TrainSettings, experiment: Experiment, budget: Budget, tokenizer: Tokenizer) -> MultitaskBert:
-    """The encoder settings.model names (pretrained, or "tiny" and random) under the experiment's heads."""
+def build_model(settings: TrainSettings, experiment: Experiment, budget: Budget, tokenizer: Tokenizer,
+                tasks: tuple[str, ...] = REPORT_TASKS) -> MultitaskBert:
+    """The encoder settings.model names (pretrained, or "tiny" and random) under the experiment's heads,
+    one head per task of `tasks`."""
     overrides = {}
     if budget.dropout is not None:
         overrides["hidden_dropout"] = budget.dropout
@@ -162,7 +170,7 @@ def build_model(settings: TrainSettings, experiment: Experiment, budget: Budget,
     heads = experiment.heads
     if budget.dropout is not None:
         heads = dataclasses.replace(heads, dropout=budget.dropout)
-    return MultitaskBert(encoder, heads)
+    return MultitaskBert(encoder, heads, tasks)
 
 
 def make_optimizer(model: MultitaskBert, lr: float, layerwise_decay: float = 1.0, head_lr_scale: float = 1.0,
@@ -252,9 +260,10 @@ def train(settings: TrainSettings, experiment: Experiment | None = None, budget:
     seed_everything(settings.seed)
     tokenizer = Tokenizer.from_pretrained("minilm-l6" if settings.model == "tiny" else settings.model)
     totals = {}
-    examples = load_examples(settings.data_dir, budget, settings.seed, totals)
+    tasks = tasks_of(schedule)
+    examples = load_examples(settings.data_dir, budget, settings.seed, totals, tasks)
     datasets = build_datasets(examples, experiment, budget, tokenizer)
-    model = build_model(settings, experiment, budget, tokenizer).to(device)
+    model = build_model(settings, experiment, budget, tokenizer, tasks).to(device)
     streams = {task: TaskStream(BucketBatchSampler(datasets[task]["train"].lengths, budget.batch_size,
                                                    seed=settings.seed).batches)
                for task in schedule.tasks}

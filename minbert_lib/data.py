@@ -29,17 +29,12 @@ import numpy as np
 
 from minbert_lib.download import sha256_of
 from minbert_lib.errors import DataError
-from minbert_lib.registry import FILES, DataFile, data_file
+from minbert_lib.registry import FILES, DataFile
+from minbert_lib.tasks import Task, get_task
 
 DATA_DIR_ENV = "MINBERT_DATA_DIR"
 FETCH_HINT = ("run `minbert data fetch` (without internet: `minbert data fetch --mirror DIR` from a local "
               "copy, or set MINBERT_DATA_MIRROR=DIR)")
-
-# Column names of each task: the text column(s), then the label column.
-TEXT_COLUMNS = {"sst": ("sentence",), "cfimdb": ("sentence",),
-                "quora": ("sentence1", "sentence2"), "sts": ("sentence1", "sentence2")}
-LABEL_COLUMN = {"sst": "sentiment", "cfimdb": "sentiment", "quora": "is_duplicate", "sts": "similarity"}
-
 
 class DataWarning(UserWarning):
     """A data file had malformed rows or is partial; the data can still be used."""
@@ -49,7 +44,7 @@ class DataWarning(UserWarning):
 class Example:
     """One row of a data file. `text_b` is None for single-sentence tasks, `label` None in test files.
 
-    Labels are typed per task: SST int 0..4, CFIMDB int 0/1, Quora int 0/1, STS float 0.0..5.0.
+    Labels are typed per task (tasks.TASKS): SST int 0..4, CFIMDB int 0/1, Quora int 0/1, STS float 0.0..5.0.
     """
 
     id: str
@@ -107,27 +102,10 @@ def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
 
 def split_path(task: str, split: str, data_dir: str | Path | None = None) -> Path:
     """Where a task's split lives (the file may not exist: test predictions check this first)."""
-    return resolve_data_dir(data_dir) / data_file(task, split).name
+    return resolve_data_dir(data_dir) / get_task(task).data_file(split).name
 
 
-def parse_label(task: str, text: str) -> int | float:
-    """The typed label of a task from its text in the file; ValueError says why it is invalid."""
-    text = text.strip()
-    if not text:
-        raise ValueError("empty label")
-    if task == "sts":
-        value = float(text)
-        if not 0.0 <= value <= 5.0:
-            raise ValueError(f"similarity {text} outside 0..5")
-        return value
-    value = float(text)  # Quora writes its labels as 0.0 / 1.0
-    allowed = range(5) if task == "sst" else range(2)
-    if not value.is_integer() or int(value) not in allowed:
-        raise ValueError(f"label {text} is not one of {list(allowed)}")
-    return int(value)
-
-
-def parse_row(task: str, labeled: bool, row: list[str], width: int, columns: list[int]) -> Example:
+def parse_row(task: Task, labeled: bool, row: list[str], width: int, columns: list[int]) -> Example:
     """One file row as an Example. `columns` index id, the text(s) and (if labeled) the label.
 
     A ValueError says what is wrong with the row; `read_split` records it as malformed.
@@ -135,14 +113,14 @@ def parse_row(task: str, labeled: bool, row: list[str], width: int, columns: lis
     if len(row) != width:
         raise ValueError(f"{len(row)} fields instead of {width}")
     values = [row[i].strip() for i in columns]
-    n_texts = len(TEXT_COLUMNS[task])
+    n_texts = len(task.text_columns)
     example_id, texts = values[0], values[1:1 + n_texts]
     if not example_id:
         raise ValueError("empty id")
-    for column, text in zip(TEXT_COLUMNS[task], texts):
+    for column, text in zip(task.text_columns, texts):
         if not text:
             raise ValueError(f"empty {column}")
-    label = parse_label(task, values[-1]) if labeled else None
+    label = task.parse_label(values[-1]) if labeled else None
     return Example(example_id, texts[0], texts[1] if n_texts == 2 else None, label)
 
 
@@ -154,7 +132,7 @@ _parsed: dict[str, tuple[int, int, SplitFile]] = {}
 
 def read_split(task: str, split: str, data_dir: str | Path | None = None) -> SplitFile:
     """Read one task's split; malformed rows are collected in `.malformed`, never lost silently."""
-    entry = data_file(task, split)
+    entry = get_task(task).data_file(split)
     path = resolve_data_dir(data_dir) / entry.name
     if not path.is_file():
         raise DataError(f"{path} not found: {FETCH_HINT}")
@@ -169,8 +147,8 @@ def read_split(task: str, split: str, data_dir: str | Path | None = None) -> Spl
 
 def parse_split_file(entry: DataFile, path: Path, task: str, split: str) -> SplitFile:
     """Parse one data file (see `read_split`)."""
-    text_columns = TEXT_COLUMNS[task]
-    wanted = ("id", *text_columns) + ((LABEL_COLUMN[task],) if entry.labeled else ())
+    definition = get_task(task)
+    wanted = ("id", *definition.text_columns) + ((definition.label_column,) if entry.labeled else ())
     examples, malformed = [], []
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.reader(f, delimiter="\t")
@@ -184,7 +162,7 @@ def parse_split_file(entry: DataFile, path: Path, task: str, split: str) -> Spli
         try:
             for row in reader:
                 try:
-                    examples.append(parse_row(task, entry.labeled, row, len(header), columns))
+                    examples.append(parse_row(definition, entry.labeled, row, len(header), columns))
                 except ValueError as err:
                     malformed.append(MalformedRow(line, str(err)))
                 line = reader.line_num + 1
@@ -239,7 +217,7 @@ class FileCheck:
         total = len(result.examples) + len(result.malformed)
         lines = [f"{self.entry.name}: {total:,} rows, {len(result.examples):,} usable; sha256 {self.checksum}"]
         counts = result.label_counts()
-        if self.entry.task == "sts" and counts:  # a float score: count it in unit bins, 5.0 in the last
+        if get_task(self.entry.task).num_classes is None and counts:  # a float score: count it in unit bins, 5.0 in the last
             bins = Counter(min(int(value), 4) for value in counts.elements())
             lines.append("  similarity: " + ", ".join(f"{b}-{b + 1}: {bins[b]:,}" for b in range(5)))
         elif counts:

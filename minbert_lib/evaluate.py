@@ -7,7 +7,8 @@
     scores.mean_score                      # plain mean of the three (the report's "overall")
     scores.leaderboard_score               # mean(SST, Quora, (STS + 1) / 2) (the newer leaderboard)
 
-Gold labels come first in every function, as in scikit-learn.
+Gold labels come first in every function, as in scikit-learn. Which metrics judge which task is in
+tasks.TASKS (`get_task("sts").metrics(gold, predicted)`).
 
 Prediction files (`write_predictions` / `read_predictions`) are comma-separated
 UTF-8 with exactly two columns and this header:
@@ -90,17 +91,6 @@ def pearson(gold, predicted) -> float:
     if denominator == 0.0:
         return 0.0
     return float(np.sum(gold_centered * predicted_centered) / denominator)
-
-
-def task_metrics(task: str, gold, predicted) -> dict[str, float]:
-    """The metrics a task is judged by: accuracy and macro-F1 (SST, CFIMDB), accuracy (Quora), Pearson (STS)."""
-    if task in ("sst", "cfimdb"):
-        return {"accuracy": accuracy(gold, predicted), "macro_f1": macro_f1(gold, predicted)}
-    if task == "quora":
-        return {"accuracy": accuracy(gold, predicted)}
-    if task == "sts":
-        return {"pearson": pearson(gold, predicted)}
-    raise ValueError(f"unknown task {task!r}: choose one of sst, quora, sts, cfimdb")
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,16 @@
-"""Task losses, the multiple-negatives ranking loss (MNR), and loss reweighting (RW).
+"""Task losses (each task's in tasks.TASKS), the multiple-negatives ranking loss (MNR), and loss reweighting (RW).
 
 Every head returns *logits* or raw values, never probabilities, so each loss
 applies its own squashing:
     sentiment:  cross-entropy over 5 logits        (B, 5), labels (B,) in 0..4
     paraphrase: binary cross-entropy with logits   (B,),   labels (B,) in {0, 1}
     similarity: mean squared error                 (B,),   labels (B,) in [0, 5]
+(CFIMDB's binary sentiment uses the sentiment loss over 2 logits.)
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-
-TASKS = ("sst", "quora", "sts")
 
 
 def sentiment_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -24,17 +23,6 @@ def paraphrase_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 def similarity_loss(predictions: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(predictions.float(), labels.float())
-
-
-TASK_LOSSES = {"sst": sentiment_loss, "quora": paraphrase_loss, "sts": similarity_loss}
-
-
-def task_loss(task: str, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """The mean loss of one task's batch: 'sst' (B, 5) logits, 'quora' (B,) logits, 'sts' (B,) scores
-    (notebook 05's exercise)."""
-    if task not in TASK_LOSSES:
-        raise ValueError(f"unknown task {task!r}: choose one of {TASKS}")
-    return TASK_LOSSES[task](outputs, labels)
 
 
 def multiple_negatives_ranking_loss(anchors: torch.Tensor, positives: torch.Tensor,

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from minbert_lib.model import BertModel, mean_pool
+from minbert_lib.tasks import REPORT_TASKS, Task, get_task
 
 Encoding = dict[str, torch.Tensor]  # input_ids, attention_mask, token_type_ids: each (B, T)
 
@@ -196,15 +197,36 @@ def pair_encoding_of(head: type[PairHead]) -> str:
 
 
 class MultitaskBert(nn.Module):
-    def __init__(self, encoder: BertModel, heads: HeadConfig | None = None):
+    """One encoder, a head per task. The report's three tasks have the heads `sentiment`, `paraphrase` and
+    `similarity` (chosen by HeadConfig); any other task of `tasks` whose table entry says head="own" gets
+    a head of its own in `own_heads`: a linear layer on the sentence embedding, or on a pair's [u, v]."""
+
+    def __init__(self, encoder: BertModel, heads: HeadConfig | None = None, tasks: tuple[str, ...] = REPORT_TASKS):
         super().__init__()
         self.encoder = encoder
         self.heads = heads or HeadConfig()
+        self.tasks = tuple(tasks)
         H = encoder.config.hidden_size
         self.dropout = nn.Dropout(self.heads.dropout)
         self.sentiment = nn.Linear(H, NUM_SENTIMENT_CLASSES)
         self.paraphrase = PARAPHRASE_HEADS[self.heads.paraphrase_head](H, self.heads)
         self.similarity = SIMILARITY_HEADS[self.heads.similarity_head](H, self.heads)
+        self.own_heads = nn.ModuleDict({name: own_head(get_task(name), H, self.heads) for name in self.tasks
+                                        if get_task(name).head == "own"})
+
+    def head_of(self, task: Task) -> nn.Module:
+        return self.own_heads[task.name] if task.head == "own" else getattr(self, task.head)
+
+    def task_outputs(self, task: Task, batch: dict) -> torch.Tensor:
+        """The task's head on a batch of it: (B, n) logits for n classes, else (B,) logits or scores.
+        A pair batch holds its two sentences apart ("a", "b"), as one sequence (the batch itself),
+        or both (the sequence in "pair"); see batching.py."""
+        head = self.head_of(task)
+        if not task.pairs:
+            return head(self.dropout(self.embed(batch)))
+        if "a" in batch:
+            return self.pair_output(head, batch["a"], batch["b"], batch.get("pair"))
+        return self.pair_output(head, None, None, batch)
 
     def embed(self, encoding: Encoding) -> torch.Tensor:
         """One embedding per sequence: (B, T) ids -> (B, H)."""
@@ -240,6 +262,15 @@ class MultitaskBert(nn.Module):
     def similarity_scores(self, first: Encoding, second: Encoding) -> torch.Tensor:
         """(B,) predicted similarity on the 0..5 scale."""
         return self.pair_output(self.similarity, first, second, None)
+
+
+def own_head(task: Task, hidden_size: int, config: HeadConfig) -> nn.Module:
+    """The head MultitaskBert builds for a task of head="own": linear on the embedding, or on a pair's [u, v]."""
+    if not task.pairs:
+        return nn.Linear(hidden_size, task.output_size)  # the model applies its dropout first
+    if task.output_size != 1:
+        raise ValueError(f"task {task.name!r}: a pair head gives one value per pair, not {task.output_size}")
+    return LinearPairHead(hidden_size, config)
 
 
 def _stack_padded(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -16,30 +16,18 @@ import numpy as np
 import torch
 
 from minbert_lib.batching import TaskDataset, batch_to
-from minbert_lib.evaluate import (MultitaskScores, confusion_matrix, prediction_filename, task_metrics,
-                                  write_predictions)
+from minbert_lib.evaluate import MultitaskScores, confusion_matrix, prediction_filename, write_predictions
 from minbert_lib.multitask import MultitaskBert
 from minbert_lib.runs import write_json
+from minbert_lib.tasks import get_task
 
-EVAL_TASKS = ("sst", "quora", "sts")
 PARTIAL_NOTE = "partial-predictions.txt"
-
-
-def paraphrase_logits(model: MultitaskBert, batch: dict) -> torch.Tensor:
-    """(B,) logits. Bi-encoded batches carry the two questions apart ("a", "b"), cross-encoded ones as one
-    sequence, and "both" batches the two, the sequence in "pair"."""
-    if "a" in batch:
-        return model.paraphrase_logits(batch["a"], batch["b"], batch.get("pair"))
-    return model.paraphrase_logits(pair=batch)
 
 
 def predict_batch(model: MultitaskBert, task: str, batch: dict) -> torch.Tensor:
     """(B,) predictions as the data's label type: SST class, Quora 0/1, STS score in [0, 5]."""
-    if task == "sst":
-        return model.sentiment_logits(batch).argmax(-1)  # (B, 5) -> (B,)
-    if task == "quora":
-        return (paraphrase_logits(model, batch) > 0).long()  # sigmoid(logit) > 0.5
-    return model.similarity_scores(batch["a"], batch["b"]).float().clamp(0.0, 5.0)
+    definition = get_task(task)
+    return definition.predict(model.task_outputs(definition, batch))
 
 
 @torch.no_grad()
@@ -60,22 +48,24 @@ def predict(model: MultitaskBert, task: str, dataset: TaskDataset, batch_size: i
 
 def score_split(model, datasets: dict, split: str, batch_size: int, device, use_bf16: bool,
                 sample: dict[str, list[int]] | None = None) -> dict:
-    """Metrics of every task on a split (or on fixed samples of it), the overall scores,
-    confusion matrices, and the predictions themselves ({task: (ids, predictions)})."""
-    metrics, confusions, predictions = {}, {}, {}
-    for task in EVAL_TASKS:
+    """Metrics of every task of `datasets` on a split (or on fixed samples of it) as {"sst_accuracy": ...},
+    the overall scores of the report's three tasks, confusion matrices, and the predictions themselves
+    ({task: (ids, predictions)})."""
+    scores, confusions, predictions = {}, {}, {}
+    for task in datasets:
         dataset = datasets[task][split]
         indices = sample[task] if sample else None
         ids, predicted = predict(model, task, dataset, batch_size, device, use_bf16, indices)
         predictions[task] = (ids, predicted)
         gold_by_id = dict(zip(dataset.ids, dataset.labels))
         gold = [gold_by_id[i] for i in ids]
-        metrics[task] = task_metrics(task, gold, predicted)
-        if task != "sts":
-            confusions[task] = confusion_matrix(gold, predicted, 5 if task == "sst" else 2).tolist()
-    scores = MultitaskScores(metrics["sst"]["accuracy"], metrics["sst"]["macro_f1"],
-                             metrics["quora"]["accuracy"], metrics["sts"]["pearson"])
-    return {"scores": scores.as_dict(), "confusion": confusions, "predictions": predictions}
+        definition = get_task(task)
+        scores.update({f"{task}_{name}": value for name, value in definition.metrics(gold, predicted).items()})
+        if definition.num_classes is not None:
+            confusions[task] = confusion_matrix(gold, predicted, definition.num_classes).tolist()
+    overall = MultitaskScores(scores["sst_accuracy"], scores["sst_macro_f1"], scores["quora_accuracy"],
+                              scores["sts_pearson"])
+    return {"scores": {**overall.as_dict(), **scores}, "confusion": confusions, "predictions": predictions}
 
 
 def fixed_sample(datasets: dict, split: str, size: int | None, seed: int) -> dict[str, list[int]] | None:
@@ -83,7 +73,7 @@ def fixed_sample(datasets: dict, split: str, size: int | None, seed: int) -> dic
     if size is None:
         return None
     rng = np.random.default_rng(seed)
-    return {t: sorted(rng.permutation(len(datasets[t][split]))[:size].tolist()) for t in EVAL_TASKS}
+    return {t: sorted(rng.permutation(len(datasets[t][split]))[:size].tolist()) for t in datasets}
 
 
 def write_best_predictions(run_dir: Path, model, datasets: dict, budget, device, use_bf16: bool,
@@ -94,7 +84,7 @@ def write_best_predictions(run_dir: Path, model, datasets: dict, budget, device,
     model.load_state_dict(state["model"])
     dev = score_split(model, datasets, "dev", budget.batch_size, device, use_bf16)
     notes = []
-    for task in EVAL_TASKS:
+    for task in datasets:
         write_predictions(run_dir / prediction_filename(task, "dev"), *dev["predictions"][task])
         test = datasets[task]["test"]
         if test is not None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections import Counter
 from pathlib import Path
 
 import torch
@@ -28,6 +27,7 @@ import torch
 from minbert_lib.errors import MinbertError
 from minbert_lib.experiments import Budget, Experiment
 from minbert_lib.overrides import folder_suffix
+from minbert_lib.tasks import get_task
 
 LAST = "last.pt"
 
@@ -123,14 +123,14 @@ def load_best_scores(run_dir: Path) -> dict:
 # --- history.json ------------------------------------------------------------------
 
 def majority_floors(datasets: dict, dev_sample: dict | None) -> dict[str, float]:
-    """What predicting a constant scores on the dev (sample) the curves use: the most frequent class's share
-    for SST and Quora; Pearson 0 for STS (a constant has no correlation)."""
-    floors = {"sts_pearson": 0.0}
-    for task in ("sst", "quora"):
+    """What predicting a constant scores on the dev (sample) the curves use, by each task's first metric:
+    the most frequent class's share for SST and Quora; Pearson 0 for STS (a constant has no correlation)."""
+    floors = {}
+    for task in datasets:
         labels = datasets[task]["dev"].labels
         if dev_sample:
             labels = [labels[i] for i in dev_sample[task]]
-        floors[f"{task}_accuracy"] = max(Counter(labels).values()) / len(labels)
+        floors[get_task(task).metric_key] = get_task(task).floor(labels)
     return floors
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from minbert_lib.errors import ConfigError
+from minbert_lib.tasks import REPORT_TASKS
 
 BatchPlan = list[list[int]]  # one pass over a dataset: a list of batches of example indices
 
@@ -101,13 +102,11 @@ class Schedule:
     steps_per_epoch: Callable[[dict[str, TaskStream]], int]        # how many steps `epoch` yields
 
 
-MULTITASK = ("sst", "quora", "sts")
-
 # The report's schedules, each declared once.
 SCHEDULES: dict[str, Schedule] = {
     "BL": Schedule(("sst",), baseline_epoch, lambda streams: streams["sst"].batches_per_pass),
-    "TM1": Schedule(MULTITASK, tm1_epoch, lambda streams: max(s.batches_per_pass for s in streams.values())),
-    "TM2": Schedule(MULTITASK, tm2_epoch, lambda streams: min(s.batches_per_pass for s in streams.values())),
+    "TM1": Schedule(REPORT_TASKS, tm1_epoch, lambda streams: max(s.batches_per_pass for s in streams.values())),
+    "TM2": Schedule(REPORT_TASKS, tm2_epoch, lambda streams: min(s.batches_per_pass for s in streams.values())),
 }
 
 

@@ -24,11 +24,11 @@ from minbert_lib import distributed
 from minbert_lib.batching import TaskDataset, batch_to
 from minbert_lib.errors import TrainingInterrupted
 from minbert_lib.experiments import Experiment
-from minbert_lib.losses import TASK_LOSSES, cosent_loss, multiple_negatives_ranking_loss
+from minbert_lib.losses import cosent_loss, multiple_negatives_ranking_loss
 from minbert_lib.multitask import MAX_SIMILARITY, MultitaskBert
-from minbert_lib.predictions import paraphrase_logits
 from minbert_lib.runs import LAST, eval_record, save_best, save_checkpoint, write_json
 from minbert_lib.schedules import Schedule, Step, TaskStream
+from minbert_lib.tasks import get_task
 
 GRAD_CLIP_NORM = 1.0
 
@@ -36,17 +36,13 @@ GRAD_CLIP_NORM = 1.0
 # --- one step ---------------------------------------------------------------------
 
 def batch_loss(model: MultitaskBert, task: str, batch: dict, experiment: Experiment) -> torch.Tensor:
-    """The model's loss on one task's batch: its head's outputs, then the task's loss (losses.py)."""
-    labels = batch["labels"]
-    if task == "sst":
-        return TASK_LOSSES["sst"](model.sentiment_logits(batch), labels)
-    if task == "quora":
-        return TASK_LOSSES["quora"](paraphrase_logits(model, batch), labels)
-    scores = model.similarity_scores(batch["a"], batch["b"])  # (B,) in [0, 5]
-    if experiment.similarity_loss == "cosent":
+    """The model's loss on one task's batch: its head's outputs, then the task's loss (tasks.TASKS)."""
+    definition = get_task(task)
+    outputs = model.task_outputs(definition, batch)
+    if definition.head == "similarity" and experiment is not None and experiment.similarity_loss == "cosent":
         # CoSENT's scale of 20 is meant for cosines; COS-S scores are 5 * cos, so bring them back to cos
-        return cosent_loss(scores / MAX_SIMILARITY, labels)
-    return TASK_LOSSES["sts"](scores, labels)
+        return cosent_loss(outputs / MAX_SIMILARITY, batch["labels"])
+    return definition.loss(outputs, batch["labels"])
 
 
 class StepLoss(torch.nn.Module):

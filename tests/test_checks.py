@@ -19,7 +19,8 @@ from minbert_lib.attention import (MultiHeadSelfAttention, merge_heads, padding_
 from minbert_lib.checks import MISTAKES, CheckError
 from minbert_lib.model import BertEmbeddings, BertLayer, BertModel, FeedForward, mean_pool
 from minbert_lib.optim import AdamW
-from minbert_lib.losses import TASK_LOSSES, dataset_share_weights, multiple_negatives_ranking_loss
+from minbert_lib.losses import dataset_share_weights, multiple_negatives_ranking_loss
+from minbert_lib.tasks import task_loss as reference_task_loss
 from minbert_lib.multitask import freeze_all_but_last
 from minbert_lib.config import BertConfig
 from minbert_lib.multitask import MultitaskHeads, SentimentClassifier
@@ -300,7 +301,7 @@ def mistaken_task_loss(mistake: str):
             return F.binary_cross_entropy_with_logits(torch.sigmoid(outputs), labels.float())
         if task == "sts" and mistake == "sts_loss_l1":
             return (outputs - labels).abs().mean()
-        return TASK_LOSSES[task](outputs, labels)
+        return reference_task_loss(task, outputs, labels)
     return task_loss
 
 
@@ -676,7 +677,7 @@ def test_the_reference_multitask_pieces_and_extensions_pass(in_assignment):
     in_assignment("05_multitask")
     for seed in (None, 8):
         checks.check_multitask_heads(MultitaskHeads, seed=seed)
-        checks.check_task_loss(lambda task, outputs, labels: TASK_LOSSES[task](outputs, labels), seed=seed)
+        checks.check_task_loss(reference_task_loss, seed=seed)
         for name, schedule in SCHEDULES.items():
             checks.check_schedule(name, schedule.epoch, seed=seed)
         checks.check_pearson(lambda x, y: torch.corrcoef(torch.stack([x, y]))[0, 1], seed=seed)

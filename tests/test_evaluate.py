@@ -8,7 +8,7 @@ import torch
 
 from minbert_lib.data import read_split
 from minbert_lib.evaluate import (MultitaskScores, accuracy, confusion_matrix, macro_f1, pearson,
-                                  prediction_filename, read_predictions, task_metrics, write_predictions)
+                                  prediction_filename, read_predictions, write_predictions)
 
 GOLD = [0, 0, 1, 1, 2, 2]
 PREDICTED = [0, 1, 1, 1, 2, 0]
@@ -48,12 +48,6 @@ def test_pearson_by_hand():
 def test_lengths_must_agree():
     with pytest.raises(ValueError, match="3 gold labels but 2 predictions"):
         accuracy([1, 2, 3], [1, 2])
-
-
-def test_task_metrics_names():
-    assert set(task_metrics("sst", GOLD, PREDICTED)) == {"accuracy", "macro_f1"}
-    assert set(task_metrics("quora", [0, 1], [0, 1])) == {"accuracy"}
-    assert task_metrics("sts", [1, 2, 3], [1, 3, 2]) == {"pearson": pytest.approx(0.5)}
 
 
 def test_overall_scores_plain_mean_and_leaderboard():

@@ -12,7 +12,7 @@ import torch
 
 from minbert_lib.config import model_config
 from minbert_lib.data import Example
-from minbert_lib.losses import TASK_LOSSES, cosent_loss
+from minbert_lib.losses import cosent_loss, paraphrase_loss, sentiment_loss, similarity_loss
 from minbert_lib.model import BertModel
 from minbert_lib.multitask import HeadConfig, MultitaskBert
 from minbert_lib.optim import AdamW
@@ -55,9 +55,9 @@ def test_tiny_model_overfits_eight_examples_on_every_head(heads):
     def losses():
         paraphrase = (model.paraphrase_logits(pair=pair) if heads.paraphrase_head == "cross"
                       else model.paraphrase_logits(c, d, pair))
-        return {"sst": TASK_LOSSES["sst"](model.sentiment_logits(a), sentiment_labels),
-                "quora": TASK_LOSSES["quora"](paraphrase, paraphrase_labels),
-                "sts": TASK_LOSSES["sts"](model.similarity_scores(a, b), similarity_labels)}
+        return {"sst": sentiment_loss(model.sentiment_logits(a), sentiment_labels),
+                "quora": paraphrase_loss(paraphrase, paraphrase_labels),
+                "sts": similarity_loss(model.similarity_scores(a, b), similarity_labels)}
 
     before = {k: v.item() for k, v in losses().items()}
     for _ in range(300):

@@ -32,7 +32,7 @@ ANSWER_KEYS: dict[str, dict[str, list[str]]] = {
     },
     "05_multitask": {
         "heads": ["minbert_lib.multitask.MultitaskHeads"],
-        "task_loss": ["minbert_lib.losses.task_loss", "minbert_lib.losses.sentiment_loss",
+        "task_loss": ["minbert_lib.tasks.task_loss", "minbert_lib.losses.sentiment_loss",
                       "minbert_lib.losses.paraphrase_loss", "minbert_lib.losses.similarity_loss"],
         "schedules": ["minbert_lib.schedules.baseline_epoch", "minbert_lib.schedules.tm1_epoch",
                       "minbert_lib.schedules.tm2_epoch"],

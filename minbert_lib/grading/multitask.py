@@ -11,9 +11,9 @@ from minbert_lib.grading import drive
 from minbert_lib.grading import sentiment as _sentiment  # noqa: F401  (registers classifier_softmax)
 from minbert_lib.grading.common import (MISTAKES, CheckError, call_function, case, compare, compare_train_mode,
                                         module_outputs, outputs_of, randomize_, register, result_of, type_name)
-from minbert_lib.losses import TASK_LOSSES
 from minbert_lib.multitask import NUM_SENTIMENT_CLASSES, MultitaskHeads
 from minbert_lib.schedules import SCHEDULES, TaskStream
+from minbert_lib.tasks import get_task
 
 ASSIGNMENT = "05_multitask"
 
@@ -73,7 +73,7 @@ def task_losses_case(seed: int, batch: int = 6) -> dict:
               "quora": torch.randint(0, 2, (batch,), generator=g),
               "sts": 5 * torch.rand(batch, generator=g)}
     return {"outputs": outputs, "labels": labels,
-            "losses": {task: TASK_LOSSES[task](outputs[task], labels[task]) for task in outputs}}
+            "losses": {task: get_task(task).loss(outputs[task], labels[task]) for task in outputs}}
 
 
 def seeded_plan(size: int, batch_size: int, seed: int):

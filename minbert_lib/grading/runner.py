@@ -19,6 +19,7 @@ Nothing here decides a grade: the grader compares what comes back with the refer
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import importlib
 import inspect
@@ -209,10 +210,10 @@ def resolve_name(dotted: str) -> tuple[Any, str, Any]:
 def poison(answer_keys: dict[str, list[str]], runner: Runner) -> None:
     """Make every answer key raise while its exercise is active, wherever it is referenced.
 
-    Functions are replaced in every loaded `minbert_lib` module that holds them, as an attribute
-    or as a value of a module-level dict such as losses.TASK_LOSSES (a module imported later
-    takes the replacement from there); classes are guarded in place, which also catches aliases
-    and subclasses.
+    Functions are replaced in every loaded `minbert_lib` module that holds them: as an attribute, as a
+    value of a module-level dict, or as a field of a dataclass in such a dict (the losses of
+    tasks.TASKS); a module imported later takes the replacement from there. Classes are guarded in
+    place, which also catches aliases and subclasses.
     """
     for exercise, names in answer_keys.items():
         for dotted in names:
@@ -223,14 +224,25 @@ def poison(answer_keys: dict[str, list[str]], runner: Runner) -> None:
             if inspect.isclass(original):
                 _poison_class(original, exercise, dotted, runner)
             elif callable(original):
-                replacement = _guarded(original, exercise, dotted, runner)
-                for module in list(sys.modules.values()):
-                    if getattr(module, "__name__", "").startswith("minbert_lib"):
-                        for attribute, value in list(vars(module).items()):
-                            if value is original:
-                                setattr(module, attribute, replacement)
-                            elif isinstance(value, dict):
-                                value.update({k: replacement for k, v in value.items() if v is original})
+                _replace_everywhere(original, _guarded(original, exercise, dotted, runner))
+
+
+def _replace_everywhere(original, replacement) -> None:
+    """Put `replacement` wherever a loaded minbert_lib module holds `original` (see `poison`)."""
+    for module in list(sys.modules.values()):
+        if not getattr(module, "__name__", "").startswith("minbert_lib"):
+            continue
+        for attribute, value in list(vars(module).items()):
+            if value is original:
+                setattr(module, attribute, replacement)
+            elif isinstance(value, dict):
+                for key, item in list(value.items()):
+                    if item is original:
+                        value[key] = replacement
+                    elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+                        for field in dataclasses.fields(item):
+                            if getattr(item, field.name) is original:
+                                object.__setattr__(item, field.name, replacement)  # frozen dataclasses too
 
 
 def _guarded(function, exercise: str, dotted: str, runner: Runner):
