@@ -17,8 +17,9 @@ import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from minbert_lib.errors import MinbertError  # noqa: E402
+from minbert_lib.tasks import REPORT_TASKS, get_task  # noqa: E402
 
-CURVES = [("sst_accuracy", "SST accuracy"), ("quora_accuracy", "Quora accuracy"), ("sts_pearson", "STS Pearson")]
+CURVE_TITLES = {"sst_accuracy": "SST accuracy", "quora_accuracy": "Quora accuracy", "sts_pearson": "STS Pearson"}
 SST_LABELS = ["0 very neg.", "1 neg.", "2 neutral", "3 pos.", "4 very pos."]
 
 
@@ -33,7 +34,13 @@ def read_run_file(run_dir: Path, name: str):
 # Majority-class scores on all of dev, for histories of older kits that did not store their own floors:
 # SST 289 of 1,101 sentences, Quora 12,627 of 20,212 pairs; a constant STS prediction has Pearson 0.
 FULL_DEV_FLOORS = {"sst_accuracy": 0.262, "quora_accuracy": 0.625, "sts_pearson": 0.0}
-CURVE_YLABELS = {"sst_accuracy": "accuracy", "quora_accuracy": "accuracy", "sts_pearson": "Pearson r"}
+METRIC_YLABELS = {"accuracy": "accuracy", "pearson": "Pearson r"}  # by the curve key's ending
+
+
+def curve_keys(floors: dict) -> list[str]:
+    """The dev metric drawn for each task: the report's three tasks', then those of other tasks the run trained."""
+    report = [get_task(task).metric_key for task in REPORT_TASKS]
+    return report + [key for key in floors if key not in report]
 
 
 def curve_data(history) -> dict:
@@ -51,11 +58,13 @@ def curve_data(history) -> dict:
     else:  # an older kit's history: one point per epoch
         xlabel, points, x_of = "epoch", epochs, (lambda record: record["epoch"])
     panels = {}
-    for key, title in CURVES:
+    for key in curve_keys(floors):
         series = {"dev (sample)": ([x_of(r) for r in points], [r["dev"][key] for r in points])}
         if epochs:  # the train sample is scored at each epoch's end only
             series["train sample (epoch end)"] = ([x_of(r) for r in epochs], [r["train"][key] for r in epochs])
-        panels[key] = {"title": title, "xlabel": xlabel, "ylabel": CURVE_YLABELS[key], "series": series,
+        ylabel = next((label for metric, label in METRIC_YLABELS.items() if key.endswith(f"_{metric}")), key)
+        panels[key] = {"title": CURVE_TITLES.get(key, key.replace("_", " ")), "xlabel": xlabel, "ylabel": ylabel,
+                       "series": series,
                        "floor": floors.get(key)}
     tasks = list((points[0] if points else {"train_loss": {}})["train_loss"])
     panels["loss"] = {"title": "training loss", "xlabel": xlabel,
@@ -69,7 +78,7 @@ def learning_curves_figure(history) -> plt.Figure:
     """Dev (sample) scores at every evaluation and the train sample's at each epoch's end, per task, with the
     majority-class floor; and the training losses. One x axis for every panel: optimizer steps."""
     panels = curve_data(history)
-    fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.25 * len(panels), 3.8))
     for ax, panel in zip(axes, panels.values()):
         for label, (x, y) in panel["series"].items():
             style = "*" if label.startswith("train sample") else ".-"
@@ -98,11 +107,16 @@ def confusion_panel(ax, counts: list[list[int]], labels: list[str], title: str, 
 
 
 def confusion_figure(confusion: dict[str, list[list[int]]]) -> plt.Figure:
-    """SST 5x5 and Quora 2x2 confusion matrices, rows = gold, columns = predicted, normalised per row."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), gridspec_kw={"width_ratios": [1.4, 1]})
-    for ax, task, labels in ((axes[0], "sst", SST_LABELS), (axes[1], "quora", QUORA_LABELS)):
-        confusion_panel(ax, confusion[task], labels, f"{task.upper()} dev (colour: share of the gold row)",
-                        colorbar=task == "quora")
+    """One confusion matrix per task with classes (SST 5x5, Quora 2x2, ...), rows = gold, columns = predicted,
+    coloured by the share of the gold row."""
+    class_labels = {"sst": SST_LABELS, "quora": QUORA_LABELS}
+    widths = [1.4 if len(counts) > 2 else 1.0 for counts in confusion.values()]  # SST's 5 classes need room
+    fig, axes = plt.subplots(1, len(confusion), figsize=(4.6 * sum(widths), 4.4),
+                             gridspec_kw={"width_ratios": widths}, squeeze=False)
+    for index, (ax, (task, counts)) in enumerate(zip(axes[0], confusion.items())):
+        labels = class_labels.get(task, [str(c) for c in range(len(counts))])
+        confusion_panel(ax, counts, labels, f"{task.upper()} dev (colour: share of the gold row)",
+                        colorbar=index == len(confusion) - 1)
     fig.tight_layout()
     return fig
 

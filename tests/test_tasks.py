@@ -12,6 +12,7 @@ from minbert_lib.losses import sentiment_loss
 from minbert_lib.model import BertModel
 from minbert_lib.multitask import HeadConfig, MultitaskBert
 from minbert_lib.optim import AdamW
+from minbert_lib.plots import curve_data
 from minbert_lib.registry import FILES
 from minbert_lib.schedules import Schedule, tm1_epoch
 from minbert_lib.tasks import REPORT_TASKS, TASKS, Task, get_task
@@ -96,7 +97,7 @@ def write_length_files(folder: Path) -> None:
 
 def test_a_fourth_task_added_to_the_table_is_trained_scored_and_predicted(tmp_path, monkeypatch):
     """One Task in the table and a Schedule that names it: the run trains its head beside the report's
-    three, records its scores and floor, and writes its prediction files."""
+    three, records its scores and floor, draws its curve and writes its prediction files."""
     if not (DATA_DIR / "ids-sst-dev.csv").is_file():
         pytest.skip(f"no course data at {DATA_DIR}")
     data = tmp_path / "data"
@@ -108,7 +109,7 @@ def test_a_fourth_task_added_to_the_table_is_trained_scored_and_predicted(tmp_pa
     four_tasks = Schedule(REPORT_TASKS + ("length",), tm1_epoch,
                           lambda streams: max(s.batches_per_pass for s in streams.values()))
     settings = TrainSettings(experiment="M8", budget="quick", model="tiny", run_dir=str(tmp_path / "run"),
-                             data_dir=str(data), epochs=1, progress=False, bf16=False, plots=False)
+                             data_dir=str(data), epochs=1, progress=False, bf16=False)
     run = train(settings, schedule=four_tasks)
 
     history = json.loads((run / "history.json").read_text())
@@ -125,5 +126,9 @@ def test_a_fourth_task_added_to_the_table_is_trained_scored_and_predicted(tmp_pa
     for name in ("length-dev-predictions.csv", "length-test-partial-predictions.csv"):  # quick cuts the test file
         predictions = (run / name).read_text().splitlines()
         assert predictions[0] == "id,prediction" and {row.split(",")[1] for row in predictions[1:]} <= {"0", "1", "2"}
+    panels = curve_data(history)
+    assert list(panels) == ["sst_accuracy", "quora_accuracy", "sts_pearson", "length_accuracy", "loss"]
+    assert panels["length_accuracy"]["floor"] == history["floors"]["length_accuracy"]
+    assert (run / "learning_curves.png").is_file() and (run / "confusion_matrices.png").is_file()
     state = torch.load(run / "best.pt", weights_only=True)["model"]
     assert {"own_heads.length.weight", "own_heads.length.bias"} <= set(state)
