@@ -19,7 +19,7 @@ import torch
 
 from benchmarks.common import machine_header, matmul_gflops, write_report
 from minbert_lib.model import BertModel
-from minbert_lib.reference import transformers_model_from
+from minbert_lib.transformers_check import transformers_model_from
 
 
 @dataclass

@@ -6,6 +6,7 @@ with a progress bar and a checksum, which all of them use):
 
     model       config.py (model sizes by name) . tokenizer.py . attention.py . model.py (BertModel)
                 weights.py (pretrained weights) . optim.py (AdamW)
+                transformers_check.py (the kit's BertModel against transformers', for tests and demos)
     tasks       losses.py . evaluate.py (metrics, prediction files) . registry.py (the data files)
                 tasks.py (the task table: each task's columns, labels, loss, metrics, floor, predictions)
     data        data.py (reading the files) . fetch.py (`minbert data fetch`) . batching.py (tensors, buckets)

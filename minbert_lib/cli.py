@@ -25,7 +25,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     import torch
 
     from minbert_lib.model import BertModel, mean_pool
-    from minbert_lib.reference import compare_with_transformers
+    from minbert_lib.transformers_check import compare_with_transformers
     from minbert_lib.tokenizer import Tokenizer
 
     model = BertModel.from_pretrained(args.model)

@@ -6,7 +6,7 @@ import torch
 from minbert_lib.attention import merge_heads, split_heads
 from minbert_lib.config import BertConfig, model_config
 from minbert_lib.model import BertModel
-from minbert_lib.reference import compare_with_transformers
+from minbert_lib.transformers_check import compare_with_transformers
 
 
 def test_tiny_forward_backward_gives_every_shape_and_gradient(tiny_config, tiny_batch):
