@@ -3,8 +3,11 @@
     sentiment (SST-5):   5 logits from one sentence embedding
     paraphrase (Quora):  1 logit  (P(paraphrase) = sigmoid(logit))
     similarity (STS-B):  1 value in [0, 5]
+    any other task of tasks.TASKS (head="own"): a linear head of its own, built from its table entry
 
-Heads, chosen by `HeadConfig` from `PARAPHRASE_HEADS` and `SIMILARITY_HEADS` (each a small
+`model.task_outputs(get_task("sst"), batch)` runs the head of any task on a batch of it.
+
+The pair heads, chosen by `HeadConfig` from `PARAPHRASE_HEADS` and `SIMILARITY_HEADS` (each a small
 `PairHead` module; a new head is a class and one line in its table):
     linear  the report's baseline: dropout, then a linear layer on the concatenated
             pair embeddings [u, v] (or on [u, v, |u - v|, u * v] with pair_features="rich")
