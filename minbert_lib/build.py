@@ -114,6 +114,13 @@ def tasks_of(schedule: Schedule) -> tuple[str, ...]:
     return REPORT_TASKS + tuple(task for task in schedule.tasks if task not in REPORT_TASKS)
 
 
+def rw_weights(loaded_sizes: dict[str, int]) -> dict[str, float]:
+    """RW's loss weights: each task's share of all training examples, counted in the official train files
+    (the report's data: 141,506 Quora pairs), so that neither a partial file (the mirror's Quora) nor a
+    budget's cut changes them; a task whose files are its own counts the examples loaded."""
+    return dataset_share_weights({t: get_task(t).data_file("train").rows or n for t, n in loaded_sizes.items()})
+
+
 def load_examples(data_dir, budget: Budget, seed: int, totals: dict | None = None,
                   tasks: tuple[str, ...] = REPORT_TASKS) -> dict[str, dict[str, list[Example] | None]]:
     """{task: {"train": [...], "dev": [...], "test": [...] or None}}, cut to the budget's limits; `totals`,
@@ -267,7 +274,7 @@ def train(settings: TrainSettings, experiment: Experiment | None = None, budget:
     streams = {task: TaskStream(BucketBatchSampler(datasets[task]["train"].lengths, budget.batch_size,
                                                    seed=settings.seed).batches)
                for task in schedule.tasks}
-    weights = (dataset_share_weights({t: len(datasets[t]["train"]) for t in streams}) if experiment.reweight
+    weights = (rw_weights({t: len(datasets[t]["train"]) for t in streams}) if experiment.reweight
                else {t: 1.0 for t in streams})
     samples = {"train": fixed_sample(datasets, "train", budget.train_eval_sample, settings.seed),
                "dev": fixed_sample(datasets, "dev", budget.epoch_dev_sample, settings.seed)}

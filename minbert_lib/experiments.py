@@ -88,7 +88,7 @@ class Budget:
     dropout: float | None = None          # None: keep the experiment's head dropout
     train_limit: int | None = None        # examples per task (None: all)
     train_share: float | None = None      # instead: this share of each task's train set, which keeps the
-                                          # tasks' proportions (RW weighs the losses by them)
+                                          # tasks' proportions (RW weighs by the official sizes either way)
     dev_limit: int | None = None
     mnr_epochs: int = 1
     bf16: bool = True                     # autocast where the hardware supports it

@@ -619,3 +619,17 @@ def test_set_on_the_command_line_reaches_the_run(tmp_path):
     assert (saved["budget"]["train_limit"], saved["budget"]["dev_limit"]) == (32, 32)
     wrong = run_cli("train", "--set", "lrr=1", cwd=tmp_path)
     assert wrong.returncode != 0 and wrong.stderr.strip().splitlines()[-1].startswith("minbert: error: --set 'lrr=1'")
+
+
+def test_rw_weighs_tasks_by_their_official_train_sets_whatever_was_loaded(monkeypatch):
+    """The report's RW weights (Quora 0.91 of 156,090 examples), though the mirror's Quora file is partial and
+    the quick budget loads 384 examples of each task; a task of one's own counts what was loaded."""
+    from minbert_lib.build import rw_weights
+    from minbert_lib.tasks import TASKS, Task
+
+    weights = rw_weights({"sst": 384, "quora": 384, "sts": 384})
+    assert weights == pytest.approx({"sst": 8_544 / 156_090, "quora": 141_506 / 156_090, "sts": 6_040 / 156_090})
+    own = Task("own", "a task of one's own", ("sentence",), "label", num_classes=2, loss=None, metric_names=("accuracy",),
+               head="own", output_size=2, files={"train": "own-train.csv"})
+    monkeypatch.setitem(TASKS, "own", own)
+    assert rw_weights({"sst": 10, "own": 8_544})["own"] == pytest.approx(0.5)
