@@ -28,7 +28,11 @@ def generate(assignment: str) -> dict:
 
 
 def differences(stored, fresh, where: str = "") -> list[str]:
-    """Where two nested cases differ beyond float noise, as readable paths."""
+    """Where two nested cases differ beyond float noise, as readable paths.
+
+    Float noise includes the CPU's own kernels: MiniLM's six fp32 layers end up to 5e-5 apart
+    (on values up to 6) between an AMX Xeon and an AVX-512 EPYC, so the bound is 1e-4.
+    """
     if isinstance(fresh, dict):
         if not isinstance(stored, dict) or set(stored) != set(fresh):
             return [f"{where or 'case'}: keys differ"]
@@ -39,7 +43,7 @@ def differences(stored, fresh, where: str = "") -> list[str]:
         return [d for i, (s, f) in enumerate(zip(stored, fresh)) for d in differences(s, f, f"{where}[{i}]")]
     if isinstance(fresh, torch.Tensor):
         same = (isinstance(stored, torch.Tensor) and stored.shape == fresh.shape
-                and stored.dtype == fresh.dtype and torch.allclose(stored, fresh, rtol=1e-5, atol=1e-6))
+                and stored.dtype == fresh.dtype and torch.allclose(stored, fresh, rtol=1e-4, atol=1e-4))
         return [] if same else [f"{where}: tensors differ"]
     return [] if stored == fresh else [f"{where}: {stored!r} != {fresh!r}"]
 
