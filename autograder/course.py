@@ -615,7 +615,17 @@ def review(source, released, submitted) -> tuple[list[str], list[str]]:
                   for line in c.source.splitlines() if "minbert_lib" in line and line.strip() not in given})
     flags = [f"uses the reference library in its own code ({own[0]}): check by hand that the work "
              "is the student's"] if own else []
+    prying = sorted({line.strip() for c in submitted.cells if c.cell_type == "code" and grade_id(c) not in tests
+                     for line in c.source.splitlines() if PRYING.search(line) and line.strip() not in given})
+    if prying:
+        flags.append(f"reaches into functions' internals ({prying[0]}), a way to unwrap the guarded "
+                     "answer keys: check by hand that the work is the student's")
     return notes, flags
+
+
+# What no exercise needs, and what could dig a guarded answer key out of its wrapper.
+PRYING = re.compile(r"__wrapped__|__closure__|cell_contents|__code__|__globals__|\bgc\.get_(referents|objects)"
+                    r"|sys\._getframe|\bf_back\b")
 
 
 def sandbox_args(tmp: Path, limits, bounds=None) -> tuple[list[str], dict[str, str]]:

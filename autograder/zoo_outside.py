@@ -138,6 +138,10 @@ CASES = [
     OutsideCase("adamw_from_checks", "03_adamw", "AdamW = checks.AdamW (checks exports no reference now)",
                 replace("adamw", "AdamW = checks.AdamW\n"),
                 {"test_first_step": False, "test_decoupled_decay": False, "test_trajectory": False}),
+    OutsideCase("adamw_unwrapped", "03_adamw", "the answer key's methods unwrapped from their guard (__wrapped__)",
+                replace("adamw", "from minbert_lib.optim import AdamW as Reference\n\n\nclass AdamW(Reference):\n"
+                        "    __init__ = Reference.__init__.__wrapped__\n    step = Reference.step.__wrapped__\n"),
+                {"test_first_step": False, "test_decoupled_decay": False, "test_trajectory": False}),
     OutsideCase("mean_pool_aliased", "04_sentiment", "mean_pool from minbert_lib.model",
                 replace("mean_pool", "from minbert_lib.model import mean_pool\n"),
                 {"test_mean_pool": False}, "reference implementation"),

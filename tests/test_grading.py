@@ -17,6 +17,7 @@ import nbformat
 import pytest
 
 from minbert_lib.grading import answer_keys, grader
+from minbert_lib.grading.common import CheckError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -113,6 +114,31 @@ def test_subclassing_the_answer_key_scores_zero():
     scores, _ = grade("01_attention", submission("01_attention", replace={"self_attention": code}))
     assert scores["test_self_attention"][0] == 0
     assert "reference implementation" in scores["test_self_attention"][1]
+
+
+@pytest.mark.parametrize("assignment, cell, code, test", [
+    ("03_adamw", "adamw", "from minbert_lib.optim import AdamW as Reference\n"
+     "class AdamW(Reference):\n    __init__ = Reference.__init__.__wrapped__\n"
+     "    step = Reference.step.__wrapped__\n", "test_first_step"),
+    ("04_sentiment", "mean_pool", "from minbert_lib.model import mean_pool as guarded\n"
+     "mean_pool = guarded.__wrapped__\n", "test_mean_pool"),
+], ids=["method", "function"])
+def test_the_guarded_answer_key_cannot_be_unwrapped(assignment, cell, code, test):
+    scores, _ = grade(assignment, submission(assignment, replace={cell: code}))
+    assert scores[test][0] == 0, scores[test]
+
+
+def test_hidden_test_feedback_shows_no_values_and_no_student_chosen_words():
+    g = grader.Grader.__new__(grader.Grader)  # explain() reads nothing of the grader's state
+    named = grader.StudentError("Shape_2_7_16", "query was (2, 7, 16)")
+    assert g.explain(named, hidden=True) == "your code raised an exception in a hidden test"
+    assert "ValueError" in g.explain(grader.StudentError("ValueError", "bad"), hidden=True)
+    exited = g.explain(grader.RunnerFailed("the runner exited (code 42): the code crashed Python"), hidden=True)
+    assert "42" not in exited and "exited" in exited
+    values = CheckError("attention case 3: (0, 1, 4) is 0.25, the reference 0.5; max abs difference 0.25")
+    assert g.explain(values, hidden=True) == ("hidden test: attention case #: differs from the reference "
+                                              "(a hidden test shows no values)")
+    assert "(0, 1, 4) is 0.25" in g.explain(values, hidden=False)  # the visible test says where
 
 
 def test_a_cell_that_kills_its_process_or_loops_gets_a_grade_and_a_reason():
@@ -219,3 +245,14 @@ def test_only_course_cells_whose_results_a_test_reads_run_whole():
     # cell 3 binds `batch` (also a local name of `train`) and `loss` (only inside a comprehension):
     # neither is what the test reads, so its warm-up training is left out; cell 4 fills `scores`
     assert whole == {"course cell 1", "course cell 4"}
+
+
+def test_prying_into_functions_is_flagged_for_the_instructor():
+    from autograder import course
+
+    source, released = notebook("solutions", "04_sentiment"), notebook("notebooks", "04_sentiment")
+    prying = submission("04_sentiment", replace={"mean_pool": "import gc\nmean_pool = gc.get_referents(print)\n"})
+    assert any("internals (mean_pool = gc.get_referents" in flag for flag in course.review(source, released, prying)[1])
+    for name in sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir()):
+        assert not course.review(notebook("solutions", name), notebook("notebooks", name),
+                                 notebook("solutions", name))[1], name  # the course's own code is not flagged

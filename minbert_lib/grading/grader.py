@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from minbert_lib.grading.answer_keys import answer_keys
+from minbert_lib.grading.common import MISTAKES
 from minbert_lib.grading.remote import AnswerKeyUsed, Runner, RunnerFailed, Session, StudentError
 
 HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
@@ -426,10 +427,11 @@ class Grader:
         if isinstance(err, AnswerKeyUsed):
             return f"uses the reference implementation {err}: 0 points for this part"
         if isinstance(err, RunnerFailed):
-            return f"{where}, your code stopped: {err}"
+            reason = re.sub(r" \(code -?\d+\)", "", str(err)) if hidden else str(err)  # an exit code can carry data out
+            return f"{where}, your code stopped: {reason}"
         if isinstance(err, StudentError):
-            if hidden:  # its message may show the hidden inputs
-                return f"your code raised {err.type_name} {where}"
+            if hidden:  # its message may show the hidden inputs, and a class of its own can be named after them
+                return f"your code raised {builtin_exception_name(err.type_name)} {where}"
             return f"your code raised {err.type_name}: {err.message}"
         if isinstance(err, NameError):
             name = re.search(r"name '(\w+)'", str(err))
@@ -440,8 +442,25 @@ class Grader:
         message = str(err).split("\n")[0]
         kind = type(err).__name__
         if kind in ("CheckError", "AssertionError"):
-            return f"{message}" if not hidden else f"hidden test: {message}"
+            return f"{message}" if not hidden else f"hidden test: {without_hidden_values(message)}"
         return f"{where}: {kind}: {message}"[:500]
+
+
+def builtin_exception_name(type_name: str) -> str:
+    """`type_name` if it is one of Python's own exceptions, else words that say nothing of the inputs."""
+    builtin = getattr(builtins, type_name, None)
+    return type_name if isinstance(builtin, type) and issubclass(builtin, BaseException) else "an exception"
+
+
+def without_hidden_values(message: str) -> str:
+    """A hidden test's failure without the numbers its inputs and the reference's outputs would show.
+
+    It keeps what was checked (the text before the first colon, its numbers masked) and a named
+    mistake (the kit's own words); any other detail, shapes, positions and values, is left out.
+    """
+    checked = re.sub(r"(?<![\w.])-?\d+(\.\d+)?(e-?\d+)?(?!\w)", "#", message.split(": ", 1)[0])
+    named = next((text for text in MISTAKES.values() if text in message), None)
+    return f"{checked}: {named or 'differs from the reference (a hidden test shows no values)'}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -252,6 +252,9 @@ def _guarded(function, exercise: str, dotted: str, runner: Runner):
             runner.answer_key_hit = f"{dotted} (the answer key of this exercise)"
             raise AnswerKeyCalled(f"{dotted} is the answer key of this exercise: write your own")
         return function(*args, **kwargs)
+    with contextlib.suppress(TypeError, ValueError):  # a signature for help() and the checks
+        guarded.__signature__ = inspect.signature(function)
+    del guarded.__wrapped__  # functools.wraps would hand the unguarded answer key to whoever asks
     return guarded
 
 
