@@ -33,7 +33,7 @@ from minbert_lib.optim import AdamW
 from minbert_lib.overrides import apply as apply_overrides
 from minbert_lib.predictions import fixed_sample, score_split, write_best_predictions
 from minbert_lib.runs import (LAST, changed_since, default_run_dir, finished, load_last, new_history,
-                              run_definition, write_json)
+                              requested_bf16, run_definition, write_json)
 from minbert_lib.schedules import Schedule, TaskStream, named_schedule
 from minbert_lib.tasks import REPORT_TASKS, get_task
 from minbert_lib.tokenizer import Tokenizer
@@ -88,7 +88,8 @@ def resolve(settings: TrainSettings, experiment: Experiment | None = None,
 def definition(settings: TrainSettings, experiment: Experiment | None = None, budget: Budget | None = None) -> dict:
     """The run_definition of these settings (compare it with a run folder's: runs.changed_since)."""
     experiment, budget = resolve(settings, experiment, budget)
-    return run_definition(experiment, budget, epochs_for(settings, budget), settings.model, settings.seed)
+    return run_definition(experiment, budget, epochs_for(settings, budget), settings.model, settings.seed,
+                          settings.eval_every, settings.bf16)
 
 
 def eval_interval(settings: TrainSettings, total_steps: int) -> int:
@@ -243,7 +244,8 @@ def train(settings: TrainSettings, experiment: Experiment | None = None, budget:
     run_dir = Path(settings.run_dir) if settings.run_dir else default_run_dir(settings)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--run-dir {run_dir} is a file: give a folder (new or holding a run) for the run")
-    changed = changed_since(run_dir, run_definition(experiment, budget, epochs, settings.model, settings.seed))
+    changed = changed_since(run_dir, run_definition(experiment, budget, epochs, settings.model, settings.seed,
+                                                    settings.eval_every, settings.bf16))
     if changed and ((run_dir / LAST).exists() or (run_dir / "best-dev-scores.json").exists()):
         raise ConfigError(f"{run_dir} holds a run whose {', '.join(changed)} differ from this one: resume it "
                           "with the settings it started with, or give another --run-dir")
@@ -252,8 +254,7 @@ def train(settings: TrainSettings, experiment: Experiment | None = None, budget:
         return run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     device = distributed.setup(device)
-    want_bf16 = budget.bf16 if settings.bf16 is None else settings.bf16
-    use_bf16 = want_bf16 and bf16_supported(device)
+    use_bf16 = requested_bf16(settings.bf16, budget.bf16) and bf16_supported(device)
     lr = budget.lr * experiment.lr_scale
     main = distributed.is_main_process()
     show_progress = settings.progress and main

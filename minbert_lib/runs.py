@@ -66,11 +66,21 @@ def default_run_dir(settings) -> Path:
 
 # --- is it the same run? has it finished? ------------------------------------------
 
-def run_definition(experiment: Experiment, budget: Budget, epochs: int, model: str, seed: int) -> dict:
-    """What decides a run's result, as settings.json stores it: compared before resuming or reusing a run."""
+def run_definition(experiment: Experiment, budget: Budget, epochs: int, model: str, seed: int,
+                   eval_every: int | None, bf16: bool | None) -> dict:
+    """What decides a run's result, as settings.json stores it: compared before resuming or reusing a run.
+    `eval_every` and `bf16` are TrainSettings' (--eval-every, --no-bf16): eval_every as given (None: an eighth
+    of the run's steps, which the rest of the definition fixes); "bf16" what the run asks for (requested_bf16),
+    not what the hardware allowed, so a run can still resume on another machine."""
     definition = {"experiment": experiment.to_dict(), "budget": dataclasses.asdict(budget), "epochs": epochs,
-                  "model": model, "seed": seed}
+                  "model": model, "seed": seed, "eval_every": eval_every,
+                  "bf16": requested_bf16(bf16, budget.bf16)}
     return json.loads(json.dumps(definition))  # tuples become lists, as in the file
+
+
+def requested_bf16(flag: bool | None, budget_bf16: bool) -> bool:
+    """Whether a run asks for bf16 autocast: TrainSettings.bf16 (--no-bf16) where given, else the budget's."""
+    return budget_bf16 if flag is None else flag
 
 
 def field_defaults(kind) -> dict:
@@ -94,10 +104,14 @@ def changed_since(run_dir: Path, definition: dict) -> list[str]:
     if not (Path(run_dir) / "settings.json").exists():
         return []
     saved = read_settings(run_dir)
-    saved.update(model=saved["settings"]["model"], seed=saved["settings"]["seed"])
+    recorded = saved["settings"]
+    saved.update(model=recorded["model"], seed=recorded["seed"])
     for key, kind in (("experiment", Experiment), ("budget", Budget)):
         saved[key] = {**field_defaults(kind), **saved.get(key, {})}
-    return [key for key, value in definition.items() if saved.get(key) != value]
+    saved["eval_every"] = recorded.get("eval_every")
+    saved["bf16"] = requested_bf16(recorded.get("bf16"), saved["budget"]["bf16"])  # the file's "bf16": what ran
+    not_recorded = {key for key in ("eval_every", "bf16") if key not in recorded}  # older kits: not compared
+    return [key for key, value in definition.items() if key not in not_recorded and saved.get(key) != value]
 
 
 def finished(run_dir: Path, epochs: int) -> bool:

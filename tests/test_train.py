@@ -264,11 +264,28 @@ def test_a_run_without_plots_writes_its_scores_but_no_figures(tmp_path):
 
 def test_a_run_folder_of_another_definition_is_neither_resumed_nor_reused(tmp_path):
     tiny_run(tmp_path / "run", stop_after_epochs=1)
-    same = TrainSettings(experiment="M8", budget="quick", model="tiny", epochs=2)
+    same = TrainSettings(experiment="M8", budget="quick", model="tiny", epochs=2, bf16=False)  # as tiny_run
     assert changed_since(tmp_path / "run", definition(same)) == []
     assert changed_since(tmp_path / "run", definition(dataclasses.replace(same, seed=1, epochs=3))) == ["epochs", "seed"]
     with pytest.raises(ConfigError, match="epochs differ"):
         tiny_run(tmp_path / "run", epochs=3)
+
+
+def test_resuming_with_another_eval_interval_or_bf16_is_refused_unless_the_run_did_not_record_them(tmp_path):
+    tiny_run(tmp_path / "run", stop_after_epochs=1)
+    same = TrainSettings(experiment="M8", budget="quick", model="tiny", epochs=2, bf16=False)  # as tiny_run
+    assert changed_since(tmp_path / "run", definition(dataclasses.replace(same, eval_every=5))) == ["eval_every"]
+    assert changed_since(tmp_path / "run", definition(dataclasses.replace(same, bf16=None))) == ["bf16"]
+    assert changed_since(tmp_path / "run", definition(dataclasses.replace(same, overrides={"bf16": "false"}))) == ["budget"]
+    with pytest.raises(ConfigError, match="eval_every differ"):
+        tiny_run(tmp_path / "run", eval_every=5)
+    with pytest.raises(ConfigError, match="bf16 differ"):
+        tiny_run(tmp_path / "run", bf16=None)  # the quick budget's bf16, not --no-bf16
+    settings_file = tmp_path / "run" / "settings.json"
+    saved = json.loads(settings_file.read_text())
+    del saved["settings"]["eval_every"], saved["settings"]["bf16"]  # as a kit without these settings wrote it
+    settings_file.write_text(json.dumps(saved))
+    assert changed_since(tmp_path / "run", definition(dataclasses.replace(same, eval_every=5, bf16=None))) == []
 
 
 def test_running_a_finished_run_again_trains_nothing_and_keeps_its_files(tmp_path, capsys):
@@ -294,7 +311,7 @@ def test_a_run_saved_before_the_kit_gained_a_setting_counts_as_that_settings_def
     saved = json.loads(settings_file.read_text())
     del saved["experiment"]["head_lr_scale"], saved["budget"]["epoch_dev_sample"]  # as an older kit wrote it
     settings_file.write_text(json.dumps(saved))
-    same = TrainSettings(experiment="M8", budget="quick", model="tiny", epochs=2)
+    same = TrainSettings(experiment="M8", budget="quick", model="tiny", epochs=2, bf16=False)  # as tiny_run
     assert changed_since(tmp_path / "run", definition(same)) == []
     saved["experiment"]["head_lr_scale"] = 5.0  # a saved value that is not the default still counts
     settings_file.write_text(json.dumps(saved))
@@ -308,7 +325,7 @@ def test_a_run_saved_when_budgets_were_called_presets_is_the_same_run(tmp_path):
     saved["preset"] = saved.pop("budget")  # as kits until 2026-12-03 wrote it
     saved["settings"]["preset"] = saved["settings"].pop("budget")
     settings_file.write_text(json.dumps(saved))
-    same = TrainSettings(experiment="M8", budget="quick", model="tiny", epochs=2)
+    same = TrainSettings(experiment="M8", budget="quick", model="tiny", epochs=2, bf16=False)  # as tiny_run
     assert changed_since(tmp_path / "run", definition(same)) == []
     other = definition(dataclasses.replace(same, budget="cpu", overrides={"pooling": "cls", "head_lr_scale": "1"}))
     assert changed_since(tmp_path / "run", other) == ["budget"]  # without the cpu budget's recipe, only it differs
