@@ -24,27 +24,30 @@ from pathlib import Path
 
 from minbert_lib.errors import MinbertError
 from minbert_lib.evaluate import prediction_filename as prediction_file, read_predictions
+from minbert_lib.tasks import TASKS, get_task
 
-# kit task -> (the starter's file prefix, its header column)
-STARTER_FILES = {"sst": ("sst", "Predicted_Sentiment"), "quora": ("para", "Predicted_Is_Paraphrase"),
-                 "sts": ("sts", "Predicted_Similiary")}
 SPLITS = ("dev", "test")
+
+
+def starter_tasks() -> list[str]:
+    """The tasks the starter writes prediction files for (Task.starter), in the task table's order."""
+    return [name for name, task in TASKS.items() if task.starter is not None]
 
 
 def starter_name(task: str, split: str) -> str:
     """The starter's default file name for a task's predictions, e.g. `para-test-output.csv`."""
-    return f"{STARTER_FILES[task][0]}-{split}-output.csv"
+    return f"{get_task(task).starter.prefix}-{split}-output.csv"
 
 
 def starter_value(task: str, value: int | float) -> str:
     """A prediction as the starter writes it: SST an int class, Quora a float 0.0/1.0, STS a float."""
-    if task == "sst":
+    if get_task(task).starter.integers:
         return str(int(value))
     return repr(float(value))
 
 
 def write_starter_file(path: Path, task: str, predictions: dict[str, int | float]) -> Path:
-    header = STARTER_FILES[task][1]
+    header = get_task(task).starter.column
     lines = [f"id \t {header} \n"] + [f"{example_id} , {starter_value(task, value)} \n"
                                       for example_id, value in predictions.items()]
     path.write_text("".join(lines), encoding="utf-8")
@@ -56,7 +59,7 @@ def export_leaderboard(run_dir: str | Path, out: str | Path) -> tuple[list[Path]
     run_dir, out = Path(run_dir), Path(out)
     if not run_dir.is_dir():
         raise MinbertError(f"{run_dir} is not a folder: give a run folder written by minbert train")
-    found = [(task, split) for task in STARTER_FILES for split in SPLITS
+    found = [(task, split) for task in starter_tasks() for split in SPLITS
              if (run_dir / prediction_file(task, split)).is_file()]
     if not found:
         raise MinbertError(f"{run_dir} holds no prediction files (<task>-<split>-predictions.csv): they are written "
@@ -65,7 +68,7 @@ def export_leaderboard(run_dir: str | Path, out: str | Path) -> tuple[list[Path]
         raise MinbertError(f"--out {out} is a file: give a folder for the prediction files")
     out.mkdir(parents=True, exist_ok=True)
     written, skipped = [], []
-    for task in STARTER_FILES:
+    for task in starter_tasks():
         for split in SPLITS:
             if (task, split) not in found:
                 skipped.append(f"{starter_name(task, split)}: skipped, the run has no {prediction_file(task, split)}")

@@ -21,7 +21,6 @@ UPSTREAM_COMMIT = "f25cd95c73a1ce3f3b88dd7a11df90f0ab488bd9"
 DEFAULT_BASE_URL = f"https://raw.githubusercontent.com/{UPSTREAM_REPO}/{UPSTREAM_COMMIT}/data"
 BASE_URL_ENV = "MINBERT_DATA_URL"  # another server (or file:// folder) laid out like the upstream data/
 
-TASKS = ("sst", "quora", "sts", "cfimdb")
 SPLITS = ("train", "dev", "test")
 # A file whose row count is below this share of the official count is reported as partial.
 PARTIAL_THRESHOLD = 0.99
@@ -88,6 +87,10 @@ FILES: tuple[DataFile, ...] = (
     DataFile("ids-cfimdb-test-student.csv", "cfimdb", "test", 488, 495_595,
              "7ae611548c9eac879e9ebb406cc9f8ae68ff12f78090e4965af5cbdfa06240f4"),
 )
+
+# The tasks with upstream files: tasks.TASKS's, less any whose Task.files names its own (tasks imports
+# this module, so the names come from FILES, not from tasks.TASKS).
+TASKS = tuple(dict.fromkeys(f.task for f in FILES))
 
 
 def data_file(task: str, split: str) -> DataFile:

@@ -29,6 +29,16 @@ METRICS: dict[str, Callable] = {"accuracy": accuracy, "macro_f1": macro_f1, "pea
 
 
 @dataclass(frozen=True)
+class StarterFormat:
+    """How the CS224N starter writes a task's prediction files (leaderboard.py): `<prefix>-<split>-output.csv`
+    with `column` in the header, values as integers (class ids) or else as floats."""
+
+    prefix: str                        # "para" for Quora
+    column: str                        # "Predicted_Similiary" for STS: the starter's spelling
+    integers: bool = False
+
+
+@dataclass(frozen=True)
 class Task:
     """One task of the kit and everything that differs between tasks."""
 
@@ -44,6 +54,7 @@ class Task:
     output_size: int = 1               # values the head gives per example: n logits, else 1 logit or score
     max_score: float = 5.0             # scores only: predictions are clamped to [0, max_score]
     files: dict[str, str] = field(default_factory=dict)  # split -> file name, for files not in registry.FILES
+    starter: StarterFormat | None = None  # its files in the CS224N starter's format; None: the starter has none
 
     @property
     def pairs(self) -> bool:
@@ -99,11 +110,14 @@ class Task:
 
 TASKS: dict[str, Task] = {task.name: task for task in (
     Task("sst", "SST-5 sentiment", ("sentence",), "sentiment", num_classes=5, loss=sentiment_loss,
-         metric_names=("accuracy", "macro_f1"), head="sentiment", output_size=5),
+         metric_names=("accuracy", "macro_f1"), head="sentiment", output_size=5,
+         starter=StarterFormat("sst", "Predicted_Sentiment", integers=True)),
     Task("quora", "Quora paraphrase detection", ("sentence1", "sentence2"), "is_duplicate", num_classes=2,
-         loss=paraphrase_loss, metric_names=("accuracy",), head="paraphrase"),
+         loss=paraphrase_loss, metric_names=("accuracy",), head="paraphrase",
+         starter=StarterFormat("para", "Predicted_Is_Paraphrase")),  # floats 0.0 / 1.0: sigmoid().round()
     Task("sts", "STS-B similarity", ("sentence1", "sentence2"), "similarity", num_classes=None,
-         loss=similarity_loss, metric_names=("pearson",), head="similarity"),
+         loss=similarity_loss, metric_names=("pearson",), head="similarity",
+         starter=StarterFormat("sts", "Predicted_Similiary")),
     Task("cfimdb", "CFIMDB binary sentiment", ("sentence",), "sentiment", num_classes=2, loss=sentiment_loss,
          metric_names=("accuracy", "macro_f1"), head="own", output_size=2),
 )}

@@ -38,3 +38,19 @@ def test_default_folder_and_errors(tmp_path, capsys):
     (tmp_path / "afile").write_text("x")
     assert main(["export-leaderboard", str(run), "--out", str(tmp_path / "afile")]) == 1
     assert "is a file: give a folder" in capsys.readouterr().err
+
+
+def test_the_starters_format_comes_from_the_task_table(tmp_path, monkeypatch):
+    """A task is exported in the format its Task.starter names: here cfimdb, which the kit gives none."""
+    import dataclasses
+
+    from minbert_lib.registry import TASKS as REGISTRY_TASKS
+    from minbert_lib.tasks import TASKS, StarterFormat
+
+    assert set(REGISTRY_TASKS) <= set(TASKS)  # the registry's tasks are the table's with upstream files
+    monkeypatch.setitem(TASKS, "cfimdb", dataclasses.replace(TASKS["cfimdb"], starter=StarterFormat(
+        "imdb", "Predicted_Class", integers=True)))
+    run = fake_run(tmp_path / "run")
+    write_predictions(run / prediction_filename("cfimdb", "dev"), ["c1"], [1])
+    assert main(["export-leaderboard", str(run), "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "imdb-dev-output.csv").read_text() == "id \t Predicted_Class \nc1 , 1 \n"
