@@ -403,7 +403,7 @@ print("RW weights with the upstream training sets:", {t: round(w, 3) for t, w in
 # budget that fits a notebook: the library's trainer with the library's heads, freezing, MNR
 # and RW, which compute what your functions compute (your tests compared them). Every run
 # starts from the pretrained MiniLM, trains one epoch on a share of each training set (so the
-# tasks keep their proportions, which RW weighs by), pools by mean and lets the heads learn 20
+# tasks keep their proportions), pools by mean and lets the heads learn 20
 # times faster than the encoder (as the kit's `cpu` budget does, for the same reason: in one
 # short epoch, heads that start from random weights otherwise stay at the majority class),
 # and scores a dev sample at least 8 times along the way.
@@ -491,14 +491,14 @@ for name, (trainable, seconds) in step_costs.items():
 # ### Loss reweighting (M9 vs M12)
 #
 # Both rows train with TM2. M12 weighs each task's loss by its share of the training
-# examples, computed from the training sets of these runs. (The mirror's Quora file holds
-# 13,507 of the official 141,506 pairs, so Quora's weight here is far below the 0.91 of the
-# report's data, and the effect smaller.)
+# examples, counted in the official training sets as in the report (the weights printed after
+# your tests above), however few of them a run loads: the mirror's Quora file holds 13,507 of
+# the official 141,506 pairs, and by its own count Quora would weigh 0.48, not the report's 0.91.
 
 # %%
 train_rows("M9", "M12")
-train_sizes = {task: max(1, round(SHARE * len(load_split(task, "train")))) for task in ("sst", "quora", "sts")}
-print("RW weights of these runs (your loss_weights):", {t: round(w, 3) for t, w in loss_weights(train_sizes).items()})
+print("RW weights of these runs (your loss_weights of the official sizes):",
+      {t: round(w, 3) for t, w in loss_weights(sizes).items()})
 runs_figure({"M9: equal weights": histories["M9"], "M12: RW": histories["M12"]},
             ["sst_accuracy", "quora_accuracy", "sts_pearson"])
 plt.show()
@@ -577,7 +577,8 @@ for i in [i for i in np.argsort(-probability) if quora_gold[i] == 0][:5]:
 # 6,040 pairs. COS-P lowers Quora in all three (M3 vs M4, question 1). MNR and freezing move the
 # report's numbers by about 0.01, less than seed noise; in the kit MNR does nothing for MiniLM,
 # which was pre-trained with MNR (section 3), and FL4 gives cheaper steps at a small cost.
-# RW raised Quora in the report, whose Quora set is 91% of the data; the mirror's is 48%. (b) STS: pairs with high word overlap but
+# RW, with the report's weights (Quora 0.91), lowers SST and STS in the report and in the kit's table,
+# and raises Quora there by 0.046 but in the kit's table by 0.001, within noise. (b) STS: pairs with high word overlap but
 # a changed detail (a number, a negation, another subject) get too high a score, because mean
 # pooling averages the shared words; pairs that paraphrase with different words can get too
 # low a score. Quora: questions on the same topic that ask different things ("how to learn X"
