@@ -594,6 +594,10 @@ def scores_of(root: Path, name: str, student: str) -> dict[str, float | None]:
     return gradebook.scores(root, name, student)
 
 
+# What no exercise needs, and what could dig a guarded answer key out of its wrapper.
+PRYING = re.compile(r"__wrapped__|__closure__|cell_contents|__code__|__globals__|\bgc\.get_(referents|objects)")
+
+
 def review(source, released, submitted) -> tuple[list[str], list[str]]:
     """What a grader should know about a readable submission: (notes, flags for a human to check)."""
     tests = grade_cells(source, "code")
@@ -621,10 +625,6 @@ def review(source, released, submitted) -> tuple[list[str], list[str]]:
         flags.append(f"reaches into functions' internals ({prying[0]}), a way to unwrap the guarded "
                      "answer keys: check by hand that the work is the student's")
     return notes, flags
-
-
-# What no exercise needs, and what could dig a guarded answer key out of its wrapper.
-PRYING = re.compile(r"__wrapped__|__closure__|cell_contents|__code__|__globals__|\bgc\.get_(referents|objects)")
 
 
 def sandbox_args(tmp: Path, limits, bounds=None) -> tuple[list[str], dict[str, str]]:

@@ -87,7 +87,11 @@ def resolve(settings: TrainSettings, experiment: Experiment | None = None,
 
 def definition(settings: TrainSettings, experiment: Experiment | None = None, budget: Budget | None = None) -> dict:
     """The run_definition of these settings (compare it with a run folder's: runs.changed_since)."""
-    experiment, budget = resolve(settings, experiment, budget)
+    return resolved_definition(settings, *resolve(settings, experiment, budget))
+
+
+def resolved_definition(settings: TrainSettings, experiment: Experiment, budget: Budget) -> dict:
+    """The run_definition of these settings, their experiment and budget already resolved."""
     return run_definition(experiment, budget, epochs_for(settings, budget), settings.model, settings.seed,
                           settings.eval_every, settings.bf16)
 
@@ -244,8 +248,7 @@ def train(settings: TrainSettings, experiment: Experiment | None = None, budget:
     run_dir = Path(settings.run_dir) if settings.run_dir else default_run_dir(settings)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--run-dir {run_dir} is a file: give a folder (new or holding a run) for the run")
-    changed = changed_since(run_dir, run_definition(experiment, budget, epochs, settings.model, settings.seed,
-                                                    settings.eval_every, settings.bf16))
+    changed = changed_since(run_dir, resolved_definition(settings, experiment, budget))
     if changed and ((run_dir / LAST).exists() or (run_dir / "best-dev-scores.json").exists()):
         raise ConfigError(f"{run_dir} holds a run whose {', '.join(changed)} differ from this one: resume it "
                           "with the settings it started with, or give another --run-dir")
