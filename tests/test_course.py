@@ -33,12 +33,13 @@ def test_the_six_assignments_exist():
 
 
 def course_data_env() -> dict[str, str]:
-    """Notebooks 04-06 read the course data through the library: point it at the CI mirror when
-    the kit's own data folder is empty (a clean clone)."""
+    """Notebooks 04-06 read the course data through the library: point the course copy at the kit's
+    own data folder, or at the CI mirror when that folder is empty (a clean clone)."""
     from minbert_lib.data import resolve_data_dir
 
-    if (resolve_data_dir() / "ids-sst-dev.csv").is_file():
-        return {}
+    own = resolve_data_dir().resolve()
+    if (own / "ids-sst-dev.csv").is_file():  # fetched into the kit: the course copy has no data of its own
+        return {"MINBERT_DATA_DIR": str(own)}
     mirror = Path(os.environ.get("MINBERT_DATA_MIRROR") or ROOT.parent / "shared" / "data")
     if not (mirror / "ids-sst-dev.csv").is_file():
         pytest.skip("no course data: run `minbert data fetch` or set MINBERT_DATA_MIRROR")
