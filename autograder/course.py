@@ -772,9 +772,8 @@ def runner_spec(tmp: Path, limits, root: Path, bounds=None, threads: int | None 
     """How the grader starts the student's process: sandboxed like the kernel, with the grading budget."""
     from autograder import sandbox
 
-    workdir, runtime = tmp / "work", tmp / "runtime"
+    workdir = tmp / "work"
     workdir.mkdir()
-    runtime.mkdir()
     # Threads that wait sleep instead of spinning: a busy machine then adds no CPU time to a cell.
     env = {"NBGRADER_EXECUTION": "autograde", "MPLBACKEND": "Agg", "OMP_WAIT_POLICY": "PASSIVE"}
     data_dir = os.environ.get("MINBERT_DATA_DIR") or str(root / "data")
@@ -784,7 +783,8 @@ def runner_spec(tmp: Path, limits, root: Path, bounds=None, threads: int | None 
         command = runner
         env = {**{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}, **env}
     else:
-        command = sandbox.command(workdir, runtime, runner, limits, extra_env=env, readonly=[Path(data_dir)])
+        # The runner talks over its pipes: it gets no host folder to write (a kernel gets its runtime folder).
+        command = sandbox.command(workdir, None, runner, limits, extra_env=env, readonly=[Path(data_dir)])
         if bounds is not None and bounds.paths:
             command = [sys.executable, sandbox.__file__, "exec", bounds.argument(), "--", *command]
     return {"command": command, "env": env, "cwd": str(workdir), "threads": threads or grading_threads()}

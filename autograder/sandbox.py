@@ -172,9 +172,13 @@ def readonly_paths() -> list[Path]:
     return [p.absolute() for p in paths if p.exists()]  # bwrap follows a link in the source, not in the target
 
 
-def command(workdir: Path, runtime: Path, kernel: list[str], limits: Limits,
+def command(workdir: Path, runtime: Path | None, kernel: list[str], limits: Limits,
             extra_env: dict[str, str] | None = None, readonly: list[Path] = ()) -> list[str]:
     """prlimit + bwrap around the kernel command; `workdir` becomes a private folder.
+
+    `runtime` is the one host folder the process may write (a kernel's connection file and
+    sockets); None for a process that talks over its pipes only, which then writes nothing
+    but bounded tmpfs folders.
 
     `extra_env` is set inside the sandbox; `readonly` folders are shown read-only, besides the usual ones.
     """
@@ -203,7 +207,9 @@ def command(workdir: Path, runtime: Path, kernel: list[str], limits: Limits,
     for entry in sorted(workdir.iterdir()):  # the submission's files, never the notebook under grading
         if entry.suffix != ".ipynb" and not entry.is_symlink():
             cmd += ["--ro-bind", str(entry), str(entry)]
-    cmd += [*parents(runtime), "--bind", str(runtime), str(runtime), "--chdir", str(workdir)]
+    if runtime is not None:
+        cmd += [*parents(runtime), "--bind", str(runtime), str(runtime)]
+    cmd += ["--chdir", str(workdir)]
     env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp",
            **{k: v for k, v in os.environ.items() if k in PASSED_ENV or k.startswith(PASSED_ENV_PREFIXES)},
            **(extra_env or {})}

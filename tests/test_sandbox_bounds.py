@@ -78,3 +78,30 @@ def test_rich_outputs_past_the_limit_are_dropped():
     assert kept <= 1_100_000
     assert any("truncated" in o.get("text", "") for o in executed.cells[0].outputs)
     assert executed.cells[1].outputs[0].text == "next cell\n"
+
+
+WRITE_EVERYWHERE = """
+import os
+written = []
+for folder in {folders!r}:
+    try:
+        with open(os.path.join(folder, "sandbox-was-here"), "wb") as f:
+            f.write(b"x")
+        written.append(folder)
+    except OSError:
+        pass
+print("written:", written)
+"""
+
+
+@needs_sandbox
+def test_the_runner_writes_no_host_folder(tmp_path):
+    """The grader's runner talks over its pipes: no host folder is bound writable for it."""
+    work, outside = tmp_path / "work", tmp_path / "outside"
+    work.mkdir()
+    outside.mkdir()
+    code = WRITE_EVERYWHERE.format(folders=[str(tmp_path), str(outside), str(ROOT)])
+    command = sandbox.command(work, None, [sys.executable, "-c", code], sandbox.Limits())
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert "written: []" in result.stdout, (result.stdout, result.stderr)
+    assert not list(tmp_path.rglob("sandbox-was-here")) and not (ROOT / "sandbox-was-here").exists()
