@@ -10,7 +10,8 @@ nbgrader's own LimitOutput counts lines only, after the run: a notebook that pri
 of a million characters would fill the grader's memory, the autograded notebook and its
 feedback page with 300 MB. Here output past the limits is dropped as it arrives: printed text
 past `max_chars`, and rich outputs (HTML, images, returned values) past `max_rich_bytes` per
-cell, each replaced by one line that says so.
+cell, each replaced by one line that says so; and, for the whole notebook, any output past
+`max_notebook_bytes` (many cells each under their own limit add up: 300 cells of 2 MB).
 """
 from nbformat.v4 import new_output
 from nbgrader import utils
@@ -30,6 +31,12 @@ class LimitedExecute(Execute):
     max_chars = Integer(100_000, help="characters of printed text kept per cell").tag(config=True)
     max_rich_bytes = Integer(2_000_000, help="bytes of rich output (HTML, images, values) kept per cell"
                              ).tag(config=True)
+    max_notebook_bytes = Integer(20_000_000, help="bytes of output, text and rich, kept in the whole notebook"
+                                 ).tag(config=True)
+
+    def preprocess(self, nb, resources=None, km=None):
+        self.kept_bytes = 0  # output kept so far in this notebook, all cells together
+        return super().preprocess(nb, resources, km)
 
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type == "code" and utils.is_grade(cell) and not utils.is_solution(cell):
@@ -39,16 +46,20 @@ class LimitedExecute(Execute):
 
     def output(self, outs, msg, display_id, cell_index):
         kind, content = msg["msg_type"], msg["content"]
+        notebook_room = self.max_notebook_bytes - self.kept_bytes
         if kind == "stream":
-            room = self.max_chars - sum(len(o.text) for o in outs if o.output_type == "stream")
+            room = min(notebook_room, self.max_chars - sum(len(o.text) for o in outs if o.output_type == "stream"))
             if room <= 0:
                 return None
             if len(content["text"]) > room:
                 content["text"] = content["text"][:room] + TRUNCATED
+            self.kept_bytes += len(content["text"])
         elif kind in ("display_data", "execute_result", "update_display_data"):
             used = sum(rich_size(o) for o in outs if o.output_type in ("display_data", "execute_result"))
-            if used + rich_size(content) > self.max_rich_bytes:
+            size = rich_size(content)
+            if used + size > self.max_rich_bytes or size > notebook_room:
                 if not any(o.get("text") == TRUNCATED for o in outs):
                     outs.append(new_output("stream", name="stdout", text=TRUNCATED))
                 return None
+            self.kept_bytes += size
         return super().output(outs, msg, display_id, cell_index)

@@ -80,6 +80,19 @@ def test_rich_outputs_past_the_limit_are_dropped():
     assert executed.cells[1].outputs[0].text == "next cell\n"
 
 
+
+def test_the_whole_notebook_keeps_at_most_its_limit():
+    """Cells each under their own limit add up: the notebook's total is bounded as well."""
+    html_cell = "from IPython.display import HTML, display\ndisplay(HTML('<p>' + 'x' * 400_000 + '</p>'))"
+    print_cell = "print('z' * 90_000)"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(html_cell if i % 2 else print_cell)
+                                         for i in range(20)])
+    nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    executed, _ = LimitedExecute(max_notebook_bytes=1_500_000).preprocess(nb, {"metadata": {"path": "."}})
+    kept = sum(len(o.get("text", "")) + len(str(o.get("data", ""))) for c in executed.cells for o in c.outputs)
+    assert 1_000_000 < kept <= 1_600_000  # 20 cells would keep 4.9 MB without it
+    assert any("truncated" in o.get("text", "") for o in executed.cells[-1].outputs)
+
 WRITE_EVERYWHERE = """
 import os
 written = []
