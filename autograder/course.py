@@ -199,8 +199,21 @@ def build(names: list[str], root: Path = ROOT, execute: bool = True, force: bool
         nbformat.write(nb, notebook_file("solutions", name, root))
 
 
+def data_dir_for_kernels(root: Path) -> str:
+    """The data folder as an absolute path, also put in $MINBERT_DATA_DIR for every kernel and runner.
+
+    They start in other folders, where a relative MINBERT_DATA_DIR=../shared/data names nothing:
+    04-06 then fail to read their data and the reference loses points.
+    """
+    data_dir = str(Path(os.environ.get("MINBERT_DATA_DIR") or root / "data").expanduser().absolute())
+    if os.environ.get("MINBERT_DATA_DIR"):
+        os.environ["MINBERT_DATA_DIR"] = data_dir
+    return data_dir
+
+
 def release(names: list[str], root: Path = ROOT, execute: bool = True, force: bool = False) -> None:
     """Build the source notebooks, then let nbgrader write the student release into notebooks/."""
+    data_dir_for_kernels(root)
     build(names, root, execute, force)
     for problem in lint(root, names):
         raise CourseError(problem)
@@ -776,8 +789,7 @@ def runner_spec(tmp: Path, limits, root: Path, bounds=None, threads: int | None 
     workdir.mkdir()
     # Threads that wait sleep instead of spinning: a busy machine then adds no CPU time to a cell.
     env = {"NBGRADER_EXECUTION": "autograde", "MPLBACKEND": "Agg", "OMP_WAIT_POLICY": "PASSIVE"}
-    data_dir = os.environ.get("MINBERT_DATA_DIR") or str(root / "data")
-    env["MINBERT_DATA_DIR"] = data_dir
+    data_dir = env["MINBERT_DATA_DIR"] = data_dir_for_kernels(root)
     runner = [sys.executable, "-m", "minbert_lib.grading.runner"]
     if limits is None:
         command = runner
@@ -912,6 +924,7 @@ def autograde(names: list[str], root: Path = ROOT, students: list[str] | None = 
     """
     if jobs < 1:
         raise CourseError(f"--jobs must be 1 or more, not {jobs}")
+    data_dir_for_kernels(root)
     limits = sandbox_limits(require_sandbox)
     submitted = root / "autograder" / "submitted"
     if not students:

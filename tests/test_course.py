@@ -367,3 +367,18 @@ def test_collect_skips_folders_that_are_not_student_ids(tmp_path, capsys):
     assert course.collect(tmp_path / "incoming", root=tmp_path, names=["01_attention"]) == ["carol/01_attention"]
     assert "'bad name!' is not a valid student id" in capsys.readouterr().out
     assert (tmp_path / "autograder" / "submitted" / "carol" / "01_attention" / "01_attention.ipynb").is_file()
+
+
+def test_a_relative_data_folder_reaches_kernels_and_runners_as_an_absolute_one(monkeypatch, tmp_path):
+    """MINBERT_DATA_DIR=../shared/data named nothing where kernels start, and 04-06 lost points."""
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    (tmp_path / "kit").mkdir()
+    monkeypatch.chdir(tmp_path / "kit")
+    monkeypatch.setenv("MINBERT_DATA_DIR", "../shared/data")
+    expected = str((tmp_path / "kit" / ".." / "shared" / "data").absolute())
+    for limits, folder in ((None, "plain"), (sandbox.Limits(), "sandboxed")):  # with and without bwrap's command
+        (tmp_path / folder).mkdir()
+        spec = course.runner_spec(tmp_path / folder, limits, course.ROOT)
+        assert spec["env"]["MINBERT_DATA_DIR"] == os.environ["MINBERT_DATA_DIR"] == expected
+    assert expected in spec["command"]  # bound read-only into the sandbox
+    assert Path(expected).is_dir()
