@@ -1,6 +1,7 @@
 """Grading of 02_bert: embeddings, feed-forward, BertLayer, BertModel, pretrained weights."""
 from __future__ import annotations
 
+import builtins
 from functools import partial
 
 import torch
@@ -11,6 +12,7 @@ from minbert_lib.attention import padding_mask_to_additive
 from minbert_lib.config import BertConfig, model_config
 from minbert_lib.grading import attention as _attention  # noqa: F401  (registers mask_ignored)
 from minbert_lib.grading import drive
+from minbert_lib.grading.remote import AnswerKeyUsed, RunnerFailed, StudentError
 from minbert_lib.grading.common import (MISTAKES, CheckError, case, compare, compare_train_mode, load, module_outputs, outputs_of,
                                         plain, random_attention_mask, randomize_, register)
 from minbert_lib.model import BertEmbeddings, BertLayer, BertModel, FeedForward
@@ -27,8 +29,6 @@ register({
     "embeddings_no_token_type": "the token-type (segment) embeddings are missing",
     "embeddings_no_layer_norm": "the sum of the three embeddings was not passed through layer_norm",
     "feed_forward_relu": "ReLU was used: BERT's feed-forward uses GELU (F.gelu)",
-    "feed_forward_tanh_gelu": "the tanh approximation of GELU was used: BERT's weights expect the exact "
-                              "GELU, F.gelu(x) without approximate='tanh'",
     "layer_pre_norm": "LayerNorm was applied before the sub-layer (pre-norm, x + f(LN(x))): BERT is "
                       "post-norm, LN(x + f(x)), normalising after the residual is added",
     "layer_no_residual": "the residual connection is missing: add the sub-layer's input back, "
@@ -51,9 +51,10 @@ register({
 
 # Module outputs are float32 of O(1) (after LayerNorm) from a few hundred operations over
 # hidden size 32 and 2 layers: rounding stays near 1e-6, so compare's default 1e-5 + 1e-4
-# relative is the budget. The tanh GELU differs from the exact one by up to 5e-4 per unit
-# before the down projection, which moves these outputs by more than 1e-3: it stays a named
-# mistake, because the pretrained weights were trained with the exact GELU (see notebook 02).
+# relative is the budget. GELU has two correct forms: the exact x * Phi(x) (Hugging Face's BERT,
+# the MiniLM weights) and the tanh approximation (Google's original BERT code). They differ by
+# up to 4.7e-4 per unit, far past that budget, so no tolerance could hold both: every check
+# of 02 compares with the reference computed each way (`tanh_gelu`) and accepts either.
 DROPOUT_WHERE = {
     "BertEmbeddings": "once, on the normalised sum, last",
     "BertLayer": "on the attention's output and on the feed-forward's output, each before its residual is added",
@@ -146,12 +147,33 @@ def map_names(fn, names: list[str]) -> list:
 
 # --- checks -------------------------------------------------------------------------------
 
-def _reference(reference_cls, c: dict, train: bool = False, drop_hidden: bool = False) -> nn.Module:
+def _tanh_feed_forward(feed_forward: FeedForward, x: torch.Tensor) -> torch.Tensor:
+    return feed_forward.down(F.gelu(feed_forward.up(x), approximate="tanh"))  # (B, T, H)
+
+
+def tanh_gelu(module: nn.Module) -> nn.Module:
+    """The reference module with GELU's tanh approximation in every feed-forward: the accepted variant."""
+    for feed_forward in module.modules():
+        if isinstance(feed_forward, FeedForward):
+            feed_forward.forward = partial(_tanh_feed_forward, feed_forward)
+    return module
+
+
+def _reference(reference_cls, c: dict, train: bool = False, drop_hidden: bool = False,
+               tanh: bool = False) -> nn.Module:
     module = reference_cls(BertConfig(**c["config"]))
     module.load_state_dict(c["state"])
     if drop_hidden:  # the mistake of a layer without self.dropout
         module.dropout = nn.Identity()
-    return module.train(train)
+    return (tanh_gelu(module) if tanh else module).train(train)
+
+
+def _train_output(reference_cls, c: dict, seed: int, *args, tanh: bool = False) -> torch.Tensor:
+    """The reference's training-mode output right after torch.manual_seed(seed), as the student's was run."""
+    module = _reference(reference_cls, c, train=True, tanh=tanh)
+    torch.manual_seed(seed)
+    out = module(*args)
+    return out.last_hidden_state if reference_cls is BertModel else out
 
 
 def _run(cls, c: dict, calls: list, train: bool = False, seed: int = 0) -> list:
@@ -160,11 +182,11 @@ def _run(cls, c: dict, calls: list, train: bool = False, seed: int = 0) -> list:
 
 
 def _check_train_mode(what: str, name: str, actual, eval_output: torch.Tensor, reference_train: torch.Tensor,
-                      mistakes: dict | None = None) -> None:
+                      mistakes: dict | None = None, variants: tuple = ()) -> None:
     """The training-mode output (seeded like the reference's run) against the reference's."""
     try:
         compare_train_mode(f"{what} in training mode", actual, reference_train,
-                           {"dropout_missing": eval_output, **(mistakes or {})}, "dropout_wrong_place")
+                           {"dropout_missing": eval_output, **(mistakes or {})}, "dropout_wrong_place", variants)
     except CheckError as err:
         if MISTAKES["dropout_wrong_place"] in str(err):
             raise CheckError(f"{err} (BERT applies it {DROPOUT_WHERE[name]})") from None
@@ -198,10 +220,8 @@ def check_feed_forward(cls, seed: int | None = None, **shape) -> None:
     ref = _reference(FeedForward, c)
     (actual,) = _run(cls, c, [("forward", [c["x"]], {})])
     up = ref.up(c["x"])  # (B, T, I)
-    compare("FeedForward", actual, c["output"], {
-        "feed_forward_relu": ref.down(F.relu(up)),
-        "feed_forward_tanh_gelu": ref.down(F.gelu(up, approximate="tanh")),
-    })
+    compare("FeedForward", actual, c["output"], {"feed_forward_relu": ref.down(F.relu(up))},
+            variants=(_tanh_feed_forward(ref, c["x"]),))
 
 
 @torch.no_grad()
@@ -221,16 +241,13 @@ def check_bert_layer(cls, seed: int | None = None, **shape) -> None:
         "layer_no_residual": norm2(ffn(no_residual)),
         "layer_norm_shared": norm1(shared + ffn(shared)),
         "mask_ignored": ref(x, None),
-    })
+    }, variants=(_reference(BertLayer, c, tanh=True)(x, mask),))
     (trained,) = _run(cls, c, [("forward", [x, mask], {})], train=True, seed=2)
-    reference_train = _reference(BertLayer, c, train=True)
     without_hidden = _reference(BertLayer, c, train=True, drop_hidden=True)
     torch.manual_seed(2)
-    expected = reference_train(x, mask)
-    torch.manual_seed(2)
     no_hidden = without_hidden(x, mask)
-    _check_train_mode("BertLayer", "BertLayer", trained, c["output"], expected,
-                      {"layer_dropout_missing": no_hidden})
+    _check_train_mode("BertLayer", "BertLayer", trained, c["output"], _train_output(BertLayer, c, 2, x, mask),
+                      {"layer_dropout_missing": no_hidden}, (_train_output(BertLayer, c, 2, x, mask, tanh=True),))
 
 
 @torch.no_grad()
@@ -239,25 +256,34 @@ def check_bert_model(cls, seed: int | None = None, **shape) -> None:
     c = case("bert_model", bert_model_case, seed, **shape)
     ref = _reference(BertModel, c)
     ids, mask, types = c["input_ids"], c["attention_mask"], c["token_type_ids"]
-    full, defaults = _run(cls, c, [("forward", [ids, mask, types], {}), ("forward", [ids], {})])
+    (full,) = _run(cls, c, [("forward", [ids, mask, types], {})])
     if not isinstance(full, dict) or "last_hidden_state" not in full:
         raise CheckError(f"BertModel: forward must return a BertOutput, got {type(full).__name__}")
     unmasked = ref(ids, None, types)
+    tanh_ref = _reference(BertModel, c, tanh=True)
+    tanh_out = tanh_ref(ids, mask, types)
     compare("BertModel last_hidden_state", full["last_hidden_state"], c["last_hidden_state"],
-            {"model_no_mask": unmasked.last_hidden_state})
-    compare("BertModel pooler_output", full.get("pooler_output"), c["pooler_output"])
-    expected = ref(ids)  # compared with compare's float32 budget (the note on tolerances above)
-    if not isinstance(defaults, dict) or not isinstance(defaults.get("last_hidden_state"), torch.Tensor) or \
-            defaults["last_hidden_state"].shape != expected.last_hidden_state.shape or \
-            not torch.allclose(defaults["last_hidden_state"], expected.last_hidden_state, rtol=1e-4, atol=1e-5):
+            {"model_no_mask": unmasked.last_hidden_state}, variants=(tanh_out.last_hidden_state,))
+    compare("BertModel pooler_output", full.get("pooler_output"), c["pooler_output"],
+            variants=(tanh_out.pooler_output,))
+    try:
+        (defaults,) = _run(cls, c, [("forward", [ids], {})])
+    except Exception as err:  # noqa: BLE001: the full call worked, so the defaults are the cause
+        if isinstance(err, (CheckError, RunnerFailed, AnswerKeyUsed)):
+            raise
+        kind = err.type_name if isinstance(err, StudentError) else type(err).__name__
+        raise CheckError(f"BertModel(input_ids) alone raised {kind if kind in vars(builtins) else 'an exception'}: "
+                         f"{MISTAKES['model_default_arguments']}") from err
+    accepted = (ref(ids).last_hidden_state, tanh_ref(ids).last_hidden_state)  # float32 budget, as above
+    got = defaults.get("last_hidden_state") if isinstance(defaults, dict) else None
+    if not isinstance(got, torch.Tensor) or got.shape != accepted[0].shape or \
+            not any(torch.allclose(got, expected, rtol=1e-4, atol=1e-5) for expected in accepted):
         raise CheckError(f"BertModel(input_ids) alone: {MISTAKES['model_default_arguments']}")
     (trained,) = _run(cls, c, [("forward", [ids, mask, types], {})], train=True, seed=3)
-    model_train = _reference(BertModel, c, train=True)
-    torch.manual_seed(3)
-    reference_train = model_train(ids, mask, types).last_hidden_state
     _check_train_mode("BertModel last_hidden_state", "BertModel",
                       trained.get("last_hidden_state") if isinstance(trained, dict) else trained,
-                      c["last_hidden_state"], reference_train)
+                      c["last_hidden_state"], _train_output(BertModel, c, 3, ids, mask, types),
+                      variants=(_train_output(BertModel, c, 3, ids, mask, types, tanh=True),))
 
 
 @torch.no_grad()
@@ -291,9 +317,15 @@ def check_pretrained(load_fn, sentences: list[str] | None = None) -> None:
     if not isinstance(out, dict) or "last_hidden_state" not in out:
         raise CheckError("pretrained model: forward must return a BertOutput with last_hidden_state")
     real = c["attention_mask"].bool()  # compare real tokens only: padding outputs mean nothing
+    got, expected = out["last_hidden_state"], c["last_hidden_state"]
     # 6 layers of width 384 in float32: rounding differences between equivalent codes reach 1e-5
-    compare("pretrained last_hidden_state", out["last_hidden_state"][real], c["last_hidden_state"][real],
-            atol=1e-4, rtol=1e-4)
+    if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
+        compare("pretrained last_hidden_state", got, expected)  # names the type or the shape
+    variants = ()
+    if not torch.allclose(got[real], expected[real], atol=1e-4, rtol=1e-4):  # the tanh GELU, made on demand
+        tanh_model = tanh_gelu(BertModel.from_pretrained("minilm-l6").eval())
+        variants = (tanh_model(c["input_ids"], c["attention_mask"], c["token_type_ids"]).last_hidden_state[real],)
+    compare("pretrained last_hidden_state", got[real], expected[real], atol=1e-4, rtol=1e-4, variants=variants)
 
 
 def check_weight_names(fn) -> None:

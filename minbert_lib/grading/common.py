@@ -171,8 +171,10 @@ def _where(index: tuple[int, ...]) -> str:
 
 
 def compare(what: str, actual, expected: torch.Tensor, mistakes: dict[str, torch.Tensor] | None = None,
-            atol: float = 1e-5, rtol: float = 1e-4, nan_hint: str = "") -> None:
-    """Raise CheckError unless `actual` matches `expected`; name the mistake it matches, if any.
+            atol: float = 1e-5, rtol: float = 1e-4, nan_hint: str = "",
+            variants: tuple[torch.Tensor, ...] = ()) -> None:
+    """Raise CheckError unless `actual` matches `expected` or one of the accepted `variants` (what
+    another correct form computes, e.g. with the tanh GELU); name the mistake it matches, if any.
 
     A mistake is named only when the result matches what that mistake computes (to the same
     tolerance); otherwise the message says which element differs, by how much, and the shape.
@@ -189,7 +191,7 @@ def compare(what: str, actual, expected: torch.Tensor, mistakes: dict[str, torch
     actual = actual.detach()
     if actual.is_complex() or actual.dtype == torch.bool:
         raise CheckError(f"{what}: expected a real-valued tensor, got dtype {actual.dtype}")
-    if close(actual, expected):
+    if close(actual, expected) or any(close(actual, variant) for variant in variants):
         return
     for key, candidate in mistakes.items():  # "name#variant" keys: another way to make the same mistake
         if close(actual, candidate):
@@ -252,12 +254,12 @@ def randomize_(module: nn.Module, generator: torch.Generator) -> nn.Module:
 
 
 def compare_train_mode(what: str, actual, expected: torch.Tensor, mistakes: dict[str, torch.Tensor],
-                       wrong_place: str) -> None:
+                       wrong_place: str, variants: tuple[torch.Tensor, ...] = ()) -> None:
     """The training-mode output of a module, run right after the same torch.manual_seed as the
     reference's: a match, a named mistake (dropout missing...), or, since the eval-mode output was
     right, dropout in another place: the mistake named `wrong_place`."""
     try:
-        compare(what, actual, expected, mistakes)
+        compare(what, actual, expected, mistakes, variants=variants)
     except CheckError as err:
         named = any(MISTAKES[m.split("#")[0]] in str(err) for m in mistakes)
         if named or not isinstance(actual, torch.Tensor) or actual.shape != expected.shape \
