@@ -116,6 +116,19 @@ def first_cell_raises(nb) -> None:
     first_code_cell(nb).source = 'raise RuntimeError("the first cell fails")\n' + first_code_cell(nb).source
 
 
+def library_copy(nb) -> None:
+    """The solution cell replaced by the library's AdamW source, its short names renamed."""
+    import inspect
+    import re
+
+    from minbert_lib import optim
+
+    source = inspect.getsource(optim.AdamW)
+    for short, long in {"m": "first", "v": "second", "g": "grad", "t": "count", "p": "weight"}.items():
+        source = re.sub(rf"\b{short}\b", long, source)
+    cell(nb, "adamw").source = source
+
+
 def tampered_sanity(folder: Path) -> None:
     """A wrong solution (no weight decay) with sanity tensors changed to expect exactly its results."""
     import torch
@@ -280,6 +293,10 @@ CASES = [
     Case("untouched_beside_final", "the untouched release beside 03_adamw-final.ipynb, in another case",
          lambda folder: (notebook(base=released)(folder), notebook(filename="03_AdamW-final.ipynb")(folder)),
          5, "ok", "passed: 2 / 2"),
+    Case("near_copy", "the library's AdamW copied into the cell, its names changed: flagged, not zeroed",
+         notebook(library_copy), 5, "flagged", "passed: 2 / 2"),
+    Case("exits_after_tests", "a last cell that ends the kernel (os._exit) once the tests have run",
+         notebook(new_cell("import os\nos._exit(0)")), 5, "flagged", "the kernel died"),
     Case("prints_hidden_tests", "prints the test lines that call it, the hidden ones too",
          notebook(edit("adamw", "super().__init__(params", PRINT_CALLERS + "super().__init__(params")), 5, "ok",
          "passed: 2 / 2"),

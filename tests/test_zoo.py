@@ -134,3 +134,15 @@ def test_a_killed_grading_run_resumes_without_regrading(graded):
     assert regraded == ["renamed"], rerun.stdout
     assert all(p.stat().st_mtime_ns == mtime for p, mtime in finished.items())
     assert course.graded_before(root, NAME, "renamed")["score"] == 5
+
+
+def test_the_export_flags_the_near_copy_for_the_instructor(graded, tmp_path):
+    """A copy of the library's source keeps its points; the CSV's grading_notes tell the instructor."""
+    import csv
+
+    course.export(tmp_path / "grades.csv", graded["root"])
+    with open(tmp_path / "grades.csv", newline="", encoding="utf-8") as f:
+        rows = {row["student_id"]: row for row in csv.DictReader(f) if row["assignment"] == NAME}
+    assert float(rows["near_copy"]["score"]) == 5
+    assert "like the library's minbert_lib.optim.AdamW" in rows["near_copy"]["grading_notes"]
+    assert rows["reference"]["grading_notes"] == ""
