@@ -14,7 +14,9 @@ course or the grader, `--regrade` starts from a fresh copy.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
+import re
 import shutil
 import sys
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from typing import Callable
 import nbformat
 
 from autograder import course
+from minbert_lib import optim
 
 ASSIGNMENT = "03_adamw"
 CELL_TIMEOUT = 20  # seconds per cell: the loop and the sleep of the zoo hit it, once each
@@ -118,11 +121,6 @@ def first_cell_raises(nb) -> None:
 
 def library_copy(nb) -> None:
     """The solution cell replaced by the library's AdamW source, its short names renamed."""
-    import inspect
-    import re
-
-    from minbert_lib import optim
-
     source = inspect.getsource(optim.AdamW)
     for short, long in {"m": "first", "v": "second", "g": "grad", "t": "count", "p": "weight"}.items():
         source = re.sub(rf"\b{short}\b", long, source)

@@ -1,7 +1,6 @@
 """Grading of 02_bert: embeddings, feed-forward, BertLayer, BertModel, pretrained weights."""
 from __future__ import annotations
 
-import builtins
 from functools import partial
 
 import torch
@@ -12,7 +11,7 @@ from minbert_lib.attention import padding_mask_to_additive
 from minbert_lib.config import BertConfig, model_config
 from minbert_lib.grading import attention as _attention  # noqa: F401  (registers mask_ignored)
 from minbert_lib.grading import drive
-from minbert_lib.grading.remote import AnswerKeyUsed, RunnerFailed, StudentError
+from minbert_lib.grading.remote import AnswerKeyUsed, RunnerFailed, StudentError, builtin_exception_name
 from minbert_lib.grading.common import (MISTAKES, CheckError, case, compare, compare_train_mode, load, module_outputs, outputs_of,
                                         plain, random_attention_mask, randomize_, register)
 from minbert_lib.model import BertEmbeddings, BertLayer, BertModel, FeedForward
@@ -168,9 +167,10 @@ def _reference(reference_cls, c: dict, train: bool = False, drop_hidden: bool = 
     return (tanh_gelu(module) if tanh else module).train(train)
 
 
-def _train_output(reference_cls, c: dict, seed: int, *args, tanh: bool = False) -> torch.Tensor:
+def _train_output(reference_cls, c: dict, seed: int, *args, drop_hidden: bool = False,
+                  tanh: bool = False) -> torch.Tensor:
     """The reference's training-mode output right after torch.manual_seed(seed), as the student's was run."""
-    module = _reference(reference_cls, c, train=True, tanh=tanh)
+    module = _reference(reference_cls, c, train=True, drop_hidden=drop_hidden, tanh=tanh)
     torch.manual_seed(seed)
     out = module(*args)
     return out.last_hidden_state if reference_cls is BertModel else out
@@ -208,9 +208,8 @@ def check_embeddings(cls, seed: int | None = None, **shape) -> None:
         "embeddings_no_layer_norm": words + positions + segments,
     })
     (trained,) = _run(cls, c, [("forward", [ids, types], {})], train=True, seed=1)
-    reference_train = _reference(BertEmbeddings, c, train=True)
-    torch.manual_seed(1)
-    _check_train_mode("BertEmbeddings", "BertEmbeddings", trained, c["output"], reference_train(ids, types))
+    _check_train_mode("BertEmbeddings", "BertEmbeddings", trained, c["output"],
+                      _train_output(BertEmbeddings, c, 1, ids, types))
 
 
 @torch.no_grad()
@@ -243,11 +242,9 @@ def check_bert_layer(cls, seed: int | None = None, **shape) -> None:
         "mask_ignored": ref(x, None),
     }, variants=(_reference(BertLayer, c, tanh=True)(x, mask),))
     (trained,) = _run(cls, c, [("forward", [x, mask], {})], train=True, seed=2)
-    without_hidden = _reference(BertLayer, c, train=True, drop_hidden=True)
-    torch.manual_seed(2)
-    no_hidden = without_hidden(x, mask)
     _check_train_mode("BertLayer", "BertLayer", trained, c["output"], _train_output(BertLayer, c, 2, x, mask),
-                      {"layer_dropout_missing": no_hidden}, (_train_output(BertLayer, c, 2, x, mask, tanh=True),))
+                      {"layer_dropout_missing": _train_output(BertLayer, c, 2, x, mask, drop_hidden=True)},
+                      (_train_output(BertLayer, c, 2, x, mask, tanh=True),))
 
 
 @torch.no_grad()
@@ -268,17 +265,17 @@ def check_bert_model(cls, seed: int | None = None, **shape) -> None:
             variants=(tanh_out.pooler_output,))
     try:
         (defaults,) = _run(cls, c, [("forward", [ids], {})])
+    except (CheckError, RunnerFailed, AnswerKeyUsed):
+        raise
     except Exception as err:  # noqa: BLE001: the full call worked, so the defaults are the cause
-        if isinstance(err, (CheckError, RunnerFailed, AnswerKeyUsed)):
-            raise
         kind = err.type_name if isinstance(err, StudentError) else type(err).__name__
-        raise CheckError(f"BertModel(input_ids) alone raised {kind if kind in vars(builtins) else 'an exception'}: "
+        raise CheckError(f"BertModel(input_ids) alone raised {builtin_exception_name(kind)}: "
                          f"{MISTAKES['model_default_arguments']}") from err
-    accepted = (ref(ids).last_hidden_state, tanh_ref(ids).last_hidden_state)  # float32 budget, as above
-    got = defaults.get("last_hidden_state") if isinstance(defaults, dict) else None
-    if not isinstance(got, torch.Tensor) or got.shape != accepted[0].shape or \
-            not any(torch.allclose(got, expected, rtol=1e-4, atol=1e-5) for expected in accepted):
-        raise CheckError(f"BertModel(input_ids) alone: {MISTAKES['model_default_arguments']}")
+    try:  # compare's float32 budget (the note on tolerances above)
+        compare("BertModel(input_ids) alone", defaults.get("last_hidden_state") if isinstance(defaults, dict) else None,
+                ref(ids).last_hidden_state, variants=(tanh_ref(ids).last_hidden_state,))
+    except CheckError:
+        raise CheckError(f"BertModel(input_ids) alone: {MISTAKES['model_default_arguments']}") from None
     (trained,) = _run(cls, c, [("forward", [ids, mask, types], {})], train=True, seed=3)
     _check_train_mode("BertModel last_hidden_state", "BertModel",
                       trained.get("last_hidden_state") if isinstance(trained, dict) else trained,

@@ -34,7 +34,8 @@ from typing import Any
 
 from minbert_lib.grading.answer_keys import answer_keys
 from minbert_lib.grading.common import MISTAKES
-from minbert_lib.grading.remote import AnswerKeyUsed, Runner, RunnerFailed, Session, StudentError
+from minbert_lib.grading.remote import (AnswerKeyUsed, Runner, RunnerFailed, Session, StudentError,
+                                        builtin_exception_name)
 
 HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 CELL_CPU_SECONDS = 120.0    # one cell or one test's call, in CPU seconds: quick training takes under 25
@@ -444,12 +445,6 @@ class Grader:
         if kind in ("CheckError", "AssertionError"):
             return f"{message}" if not hidden else f"hidden test: {without_hidden_values(message)}"
         return f"{where}: {kind}: {message}"[:500]
-
-
-def builtin_exception_name(type_name: str) -> str:
-    """`type_name` if it is one of Python's own exceptions, else words that say nothing of the inputs."""
-    builtin = getattr(builtins, type_name, None)
-    return type_name if isinstance(builtin, type) and issubclass(builtin, BaseException) else "an exception"
 
 
 def without_hidden_values(message: str) -> str:

@@ -21,6 +21,7 @@ back as a reference, `{"__remote__": id, ...}`.
 """
 from __future__ import annotations
 
+import builtins
 import io
 import os
 import pickle
@@ -53,6 +54,12 @@ class StudentError(Exception):
     def __init__(self, type_name: str, message: str):
         super().__init__(f"{type_name}: {message}" if message else type_name)
         self.type_name, self.message = type_name, message
+
+
+def builtin_exception_name(type_name: str) -> str:
+    """`type_name` if it is one of Python's own exceptions, else words that say nothing of the inputs."""
+    builtin = getattr(builtins, type_name, None)
+    return type_name if isinstance(builtin, type) and issubclass(builtin, BaseException) else "an exception"
 
 
 class AnswerKeyUsed(Exception):
